@@ -1,0 +1,117 @@
+/**
+ * Errors of the QMP layer. A {@link QmpError} is QEMU saying no to one command; a
+ * {@link QmpConnectionError} means the connection itself is gone or unusable; the hotplug errors
+ * describe what the orchestrator (or the guest) refused.
+ */
+import { MemhpError, type ErrnoCode } from '../errors.js';
+
+/** A command exactly as it went on the wire. */
+export interface QmpCommand {
+  execute?: string;
+  'exec-oob'?: string;
+  arguments?: Record<string, unknown>;
+  id: unknown;
+}
+
+/** QEMU answered a command with `{"error": {"class", "desc"}}`. */
+export class QmpError extends MemhpError {
+  /** QEMU's error class, e.g. `'GenericError'`, `'CommandNotFound'`, `'DeviceNotFound'`. */
+  readonly errorClass: string;
+  /** QEMU's human-readable description. */
+  readonly desc: string;
+  /** The command that was sent, with its id. */
+  readonly command: QmpCommand;
+
+  constructor(errorClass: string, desc: string, command: QmpCommand) {
+    super(`${command.execute ?? command['exec-oob']}: ${desc} (${errorClass})`);
+    this.errorClass = errorClass;
+    this.desc = desc;
+    this.command = command;
+  }
+}
+
+/** The connection failed, was closed, or the peer broke the protocol. Every pending call gets one. */
+export class QmpConnectionError extends MemhpError {}
+
+/** A call's own deadline passed. The command may still complete inside QEMU. */
+export class QmpTimeoutError extends MemhpError {
+  /** What was being waited for: a command name or `event NAME`. */
+  readonly what: string;
+  readonly timeoutMs: number;
+
+  constructor(what: string, timeoutMs: number) {
+    super(`${what}: no answer within ${timeoutMs} ms`);
+    this.what = what;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Why the orchestrator refused to start a hotplug (nothing was sent to QEMU). */
+export type HotplugCheck =
+  | 'NO_FREE_SLOT'
+  | 'NO_HEADROOM'
+  | 'UNALIGNED'
+  | 'NO_SUCH_NODE'
+  | 'NO_SUCH_DEVICE'
+  | 'ID_IN_USE'
+  | 'BAD_ARGUMENT';
+
+/** A pre-flight check failed; `check` says which. */
+export class HotplugError extends MemhpError {
+  readonly check: HotplugCheck;
+
+  constructor(check: HotplugCheck, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.check = check;
+  }
+}
+
+/** ACPI `_OST` status codes (include/linux/acpi.h), by value. */
+export const OST_STATUS: Readonly<Record<number, string>> = {
+  0x00: 'SUCCESS',
+  0x01: 'NON_SPECIFIC_FAILURE',
+  0x02: 'UNRECOGNIZED_NOTIFY',
+  0x80: 'EJECT_NOT_SUPPORTED',
+  0x81: 'DEVICE_IN_USE',
+  0x82: 'DEVICE_BUSY',
+  0x83: 'EJECT_DEPENDENCY_BUSY',
+  0x84: 'EJECT_IN_PROGRESS',
+};
+
+/** `0x82 DEVICE_BUSY`, or the bare hex value for codes memhp does not know. */
+export function ostStatusName(status: number): string {
+  const hex = `0x${status.toString(16).padStart(2, '0')}`;
+  return OST_STATUS[status] ? `${hex} ${OST_STATUS[status]}` : hex;
+}
+
+/** The guest refused to eject a DIMM (`_OST` 0x01 / 0x80–0x83, or DEVICE_UNPLUG_GUEST_ERROR). The DIMM stays. */
+export class UnplugRejectedError extends MemhpError {
+  readonly device: string;
+  /** The `_OST` status the guest reported; undefined when only DEVICE_UNPLUG_GUEST_ERROR was seen. */
+  readonly status: number | undefined;
+  /**
+   * The guest kernel's errno, reversed from acpi_device_hotplug's mapping (-EPERM → 0x80,
+   * -EBUSY → 0x82); undefined for statuses that lose it (0x01 stands for "anything else").
+   */
+  readonly code: ErrnoCode | undefined;
+
+  constructor(device: string, status: number | undefined, event: string) {
+    const what = status === undefined ? event : `_OST ${ostStatusName(status)}`;
+    super(`${device}: guest rejected unplug (${what})`);
+    this.device = device;
+    this.status = status;
+    this.code = status === 0x80 ? 'EPERM' : status === 0x82 ? 'EBUSY' : undefined;
+  }
+}
+
+/** A hotplug did not complete in time (no DEVICE_DELETED, no convergence, no online report). */
+export class HotplugTimeoutError extends QmpTimeoutError {
+  /** Facts gathered while waiting, e.g. the last `_OST` status or the size reached. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(what: string, timeoutMs: number, details: Record<string, unknown> = {}, hint = '') {
+    super(what, timeoutMs);
+    this.details = details;
+    if (hint) this.message += `; ${hint}`;
+  }
+}
