@@ -84,8 +84,8 @@ export function ostStatusName(status: number): string {
   return OST_STATUS[status] ? `${hex} ${OST_STATUS[status]}` : hex;
 }
 
-/** The guest refused to eject a DIMM (`_OST` 0x01 / 0x80–0x83, or DEVICE_UNPLUG_GUEST_ERROR). The DIMM stays. */
-export class UnplugRejectedError extends MemhpError {
+/** The guest reported failure through ACPI `_OST` (or QEMU reported a guest-side unplug error). */
+export class GuestRejectedError extends MemhpError {
   readonly device: string;
   /** The `_OST` status the guest reported; undefined when only DEVICE_UNPLUG_GUEST_ERROR was seen. */
   readonly status: number | undefined;
@@ -95,12 +95,38 @@ export class UnplugRejectedError extends MemhpError {
    */
   readonly code: ErrnoCode | undefined;
 
-  constructor(device: string, status: number | undefined, event: string) {
+  constructor(device: string, operation: 'plug' | 'unplug', status: number | undefined, event: string) {
     const what = status === undefined ? event : `_OST ${ostStatusName(status)}`;
-    super(`${device}: guest rejected unplug (${what})`);
+    super(`${device}: guest rejected ${operation} (${what})`);
     this.device = device;
     this.status = status;
     this.code = status === 0x80 ? 'EPERM' : status === 0x82 ? 'EBUSY' : undefined;
+  }
+}
+
+/** The guest refused to eject a DIMM (`_OST` 0x01 / 0x80–0x83, or DEVICE_UNPLUG_GUEST_ERROR). The DIMM stays. */
+export class UnplugRejectedError extends GuestRejectedError {
+  constructor(device: string, status: number | undefined, event = 'ACPI_DEVICE_OST') {
+    super(device, 'unplug', status, event);
+  }
+}
+
+/** The guest failed to add a plugged DIMM (`_OST` Device Check with a failure status). The DIMM stays in QEMU. */
+export class PlugRejectedError extends GuestRejectedError {
+  constructor(device: string, status: number) {
+    super(device, 'plug', status, 'ACPI_DEVICE_OST');
+  }
+}
+
+/** device_add failed and so did the rollback: the memory backend `memdev` is left behind. */
+export class HotplugRollbackError extends MemhpError {
+  readonly memdev: string;
+  readonly rollbackError: unknown;
+
+  constructor(original: unknown, memdev: string, rollbackError: unknown) {
+    super(`${(original as Error).message}; rollback (object-del ${memdev}) failed too: ${(rollbackError as Error).message}`, { cause: original });
+    this.memdev = memdev;
+    this.rollbackError = rollbackError;
   }
 }
 
