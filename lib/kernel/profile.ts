@@ -37,8 +37,14 @@ export type MemoryNotifyField =
 /** The online types of `enum mmop` as user space writes them. */
 export type OnlineType = 'offline' | 'online' | 'online_kernel' | 'online_movable';
 
-/** Node states whose order of change on online differs between versions. */
-export type NodeStateName = 'N_NORMAL_MEMORY' | 'N_MEMORY';
+/** Fields of `struct node_notify` (7.x). */
+export type NodeNotifyField = 'nid';
+
+/** Node states set when a node gains memory (N_HIGH_MEMORY only in legacy layouts). */
+export type NodeStateName = 'N_NORMAL_MEMORY' | 'N_HIGH_MEMORY' | 'N_MEMORY';
+
+/** The value of `memory_hotplug.memmap_on_memory`: off, on, or (6.12+) `force`. */
+export type MemmapOnMemory = boolean | 'force';
 
 /** One kernel version's behaviour, as far as memory hotplug can observe it. */
 export interface KernelProfile {
@@ -50,10 +56,14 @@ export interface KernelProfile {
   readonly legacy: boolean;
   /** Numeric value of each memory-notifier action this version has. */
   readonly actions: Readonly<Partial<Record<MemoryActionName, number>>>;
+  /** How MEM_* are numbered: `#define`d bit flags (1 << n, up to 6.18) or `enum memory_block_state` (0..5, 6.19+). */
+  readonly actionEncoding: 'bitflags' | 'enum';
   /** Numeric value of each node-notifier action, or null when the version has no node chain. */
   readonly nodeActions: Readonly<Record<NodeActionName, number>> | null;
   /** The fields of `struct memory_notify`, in declaration order. */
   readonly memoryNotifyFields: readonly MemoryNotifyField[];
+  /** The fields of `struct node_notify`, or null when the version has no node chain. */
+  readonly nodeNotifyFields: readonly NodeNotifyField[] | null;
   /** Whether MEM_PREPARE_ONLINE / MEM_FINISH_OFFLINE are sent around every online / successful offline. */
   readonly prepareFinishEvents: boolean;
   /** Order in which node states are set when a node gains memory (`node_states_set_node`). */
@@ -101,6 +111,8 @@ const NODE_ACTIONS = {
 
 const base = {
   legacy: false,
+  actionEncoding: 'bitflags',
+  nodeNotifyFields: null,
   prepareFinishEvents: false,
   kstrtoboolEnableDisable: false,
   memmapOnMemoryForce: true,
@@ -158,13 +170,48 @@ export const PROFILES = {
       MEM_CANCEL_ONLINE: 4,
       MEM_CANCEL_OFFLINE: 5,
     },
+    actionEncoding: 'enum',
     nodeActions: NODE_ACTIONS,
     memoryNotifyFields: ['start_pfn', 'nr_pages'],
+    nodeNotifyFields: ['nid'],
     nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
     defaultOnlineType: 'online',
     isolation: 'bit',
   },
 } as const satisfies Record<string, KernelProfile>;
+
+/**
+ * Profiles kept only to decode the older `struct memory_notify` layouts of the reference texts; flows
+ * never run on them. Fields other than actions, payload and node states are those of the oldest
+ * simulated profile, as the older kernels had none of the later features.
+ */
+export const LEGACY_PROFILES = {
+  /** Documentation/memory-hotplug.txt as patched in Oct 2007 (2.6.24): {start_pfn, nr_pages, status_change_nid}, N_HIGH_MEMORY. */
+  'legacy-2007': {
+    ...PROFILES['6.1'],
+    name: 'legacy-2007',
+    release: '2.6.24',
+    legacy: true,
+    actions: MEM_BITFLAGS,
+    memoryNotifyFields: ['start_pfn', 'nr_pages', 'status_change_nid'],
+    nodeStateSetOrder: ['N_HIGH_MEMORY'],
+    memmapOnMemoryForce: false,
+  },
+  /** core-api/memory-hotplug.rst before the highmem leftovers were removed (≈3.8 to ≈5.15): + status_change_nid_normal/_high. */
+  'legacy-nid-high': {
+    ...PROFILES['6.1'],
+    name: 'legacy-nid-high',
+    release: '≈3.8–5.15',
+    legacy: true,
+    actions: MEM_BITFLAGS,
+    memoryNotifyFields: ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'],
+    nodeStateSetOrder: ['N_NORMAL_MEMORY', 'N_HIGH_MEMORY', 'N_MEMORY'],
+    memmapOnMemoryForce: false,
+  },
+} as const satisfies Record<string, KernelProfile>;
+
+/** The name of a legacy (decode-only) profile. */
+export type LegacyProfileName = keyof typeof LEGACY_PROFILES;
 
 /** A kernel version memhp simulates: '6.1', '6.12' or '7.2'. */
 export type KernelVersion = keyof typeof PROFILES;
@@ -178,19 +225,20 @@ export const LATEST: KernelVersion = '7.2';
 /**
  * The profile for a version name. Accepts 'latest' and full release strings such as '6.12.107+deb13-amd64'
  * (matched on major.minor, then on major for 7.x), so a guest can pick its profile from `uname -r`.
- * Unknown versions → KernelError EINVAL.
+ * Legacy profile names ('legacy-2007', 'legacy-nid-high') are accepted too. Unknown versions → KernelError EINVAL.
  */
 export function getProfile(version: string = 'latest'): KernelProfile {
   if (version === 'latest') return PROFILES[LATEST];
-  if (version in PROFILES) return PROFILES[version as KernelVersion];
+  if (Object.hasOwn(PROFILES, version)) return PROFILES[version as KernelVersion];
+  if (Object.hasOwn(LEGACY_PROFILES, version)) return LEGACY_PROFILES[version as LegacyProfileName];
   const m = /^(\d+)\.(\d+)/.exec(version);
   if (m) {
     const mm = `${m[1]}.${m[2]}`;
-    if (mm in PROFILES) return PROFILES[mm as KernelVersion];
+    if (Object.hasOwn(PROFILES, mm)) return PROFILES[mm as KernelVersion];
     // Every 7.x kernel memhp knows behaves as 7.2 does (kernel-spec.md §12.2).
     if (m[1] === '7') return PROFILES['7.2'];
   }
-  throw new KernelError('EINVAL', `unknown kernel version '${version}' (known: ${Object.keys(PROFILES).join(', ')}, latest)`);
+  throw new KernelError('EINVAL', `unknown kernel version '${version}' (known: ${[...Object.keys(PROFILES), 'latest', ...Object.keys(LEGACY_PROFILES)].join(', ')})`);
 }
 
 /** The action name for a numeric memory-notifier value under a profile, or undefined. */
@@ -204,4 +252,129 @@ export function nodeActionName(profile: KernelProfile, value: number): NodeActio
   if (!profile.nodeActions) return undefined;
   for (const [name, v] of Object.entries(profile.nodeActions)) if (v === value) return name as NodeActionName;
   return undefined;
+}
+
+/** The memory-notifier action value for a name under a profile; KernelError EINVAL if the version lacks it. */
+export function memoryAction(profile: KernelProfile, name: MemoryActionName): number {
+  const v = profile.actions[name];
+  if (v === undefined) throw new KernelError('EINVAL', `${name} does not exist in kernel ${profile.name}`);
+  return v;
+}
+
+/** A `struct memory_notify` as a notifier callback receives it: exactly the profile's fields. */
+export type MemoryNotify = Readonly<Partial<Record<MemoryNotifyField, number>>>;
+
+/** A `struct node_notify` (7.x). */
+export interface NodeNotify {
+  /** The node gaining its first or losing its last memory. */
+  readonly nid: number;
+}
+
+// Unsigned long fields are zero when a flow does not set them; nids are NUMA_NO_NODE (-1), "no change".
+const FIELD_DEFAULT: Record<MemoryNotifyField, number> = {
+  altmap_start_pfn: 0,
+  altmap_nr_pages: 0,
+  start_pfn: 0,
+  nr_pages: 0,
+  status_change_nid_normal: -1,
+  status_change_nid_high: -1,
+  status_change_nid: -1,
+};
+
+/**
+ * Build the payload the profile's kernel would pass: exactly its `memory_notify` fields, in declaration
+ * order, taken from `values`; fields the version lacks are dropped, missing ones get the default
+ * (0, or -1 for status_change_nid*).
+ */
+export function memoryNotify(profile: KernelProfile, values: MemoryNotify): MemoryNotify {
+  const out: Partial<Record<MemoryNotifyField, number>> = {};
+  for (const f of profile.memoryNotifyFields) out[f] = values[f] ?? FIELD_DEFAULT[f];
+  return out;
+}
+
+/** One field of the x86_64 (LP64) layout of `struct memory_notify`. */
+export interface StructField {
+  /** The C field name. */
+  readonly name: MemoryNotifyField;
+  /** Byte offset in the struct. */
+  readonly offset: number;
+  /** `unsigned long` (8 bytes) or `int` (4 bytes, signed). */
+  readonly type: 'unsigned long' | 'int';
+}
+
+/** The x86_64 layout of the profile's `struct memory_notify`: field offsets and the padded struct size. */
+export function memoryNotifyLayout(profile: KernelProfile): { fields: readonly StructField[]; size: number } {
+  const fields: StructField[] = [];
+  let offset = 0;
+  for (const name of profile.memoryNotifyFields) {
+    const type = name.startsWith('status_change_nid') ? 'int' : 'unsigned long';
+    const size = type === 'int' ? 4 : 8;
+    offset = Math.ceil(offset / size) * size;
+    fields.push({ name, offset, type });
+    offset += size;
+  }
+  return { fields, size: Math.ceil(offset / 8) * 8 };
+}
+
+/**
+ * Decode a raw little-endian `struct memory_notify` (as a kprobe or a memory dump sees it) under a profile,
+ * legacy layouts included. A buffer shorter than the struct → KernelError EINVAL.
+ */
+export function decodeMemoryNotify(profile: KernelProfile, bytes: Uint8Array): MemoryNotify {
+  const { fields, size } = memoryNotifyLayout(profile);
+  if (bytes.byteLength < size) {
+    throw new KernelError('EINVAL', `struct memory_notify of ${profile.name} needs ${size} bytes, got ${bytes.byteLength}`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: Partial<Record<MemoryNotifyField, number>> = {};
+  for (const f of fields) {
+    out[f.name] = f.type === 'int' ? view.getInt32(f.offset, true) : Number(view.getBigUint64(f.offset, true));
+  }
+  return out;
+}
+
+/**
+ * `kstrtobool` as the profile's kernel parses it (lib/kstrtox.c): only the first character counts
+ * (`1 y Y t T` → true, `0 n N f F` → false), or the first two for `on`/`off` in any case; with
+ * `kstrtoboolEnableDisable` also `e E` → true and `d D` → false. Anything else → KernelError EINVAL.
+ */
+export function kstrtobool(profile: KernelProfile, s: string): boolean {
+  const c = s[0];
+  if (c !== undefined && '1yYtT'.includes(c)) return true;
+  if (c !== undefined && '0nNfF'.includes(c)) return false;
+  if (profile.kstrtoboolEnableDisable && (c === 'e' || c === 'E')) return true;
+  if (profile.kstrtoboolEnableDisable && (c === 'd' || c === 'D')) return false;
+  if (c === 'o' || c === 'O') {
+    const d = s[1];
+    if (d === 'n' || d === 'N') return true;
+    if (d === 'f' || d === 'F') return false;
+  }
+  throw new KernelError('EINVAL', `kstrtobool: invalid boolean ${JSON.stringify(s)}`);
+}
+
+/** `sysfs_streq`: equal, allowing one trailing newline on either side. */
+export function sysfsStreq(a: string, b: string): boolean {
+  const strip = (x: string) => (x.endsWith('\n') ? x.slice(0, -1) : x);
+  return strip(a) === strip(b);
+}
+
+/**
+ * Parse `memory_hotplug.memmap_on_memory=<s>` as the profile's kernel does. 6.1 registers a plain bool
+ * parameter (a bare `memory_hotplug.memmap_on_memory`, `s === null`, means true). 6.12+ use their own ops:
+ * `force`/`FORCE`, else kstrtobool; those ops lack KERNEL_PARAM_OPS_FL_NOARG, so a bare parameter is
+ * EINVAL. Invalid values → KernelError EINVAL. Note the kstrtobool quirk: on 6.1 `force` reads as false
+ * (its first letter is `f`), and on 6.12+ so does `Force`.
+ */
+export function parseMemmapOnMemory(profile: KernelProfile, s: string | null): MemmapOnMemory {
+  if (s === null) {
+    if (profile.memmapOnMemoryForce) throw new KernelError('EINVAL', 'memmap_on_memory: a value is required');
+    return true;
+  }
+  if (profile.memmapOnMemoryForce && (sysfsStreq(s, 'force') || sysfsStreq(s, 'FORCE'))) return 'force';
+  return kstrtobool(profile, s);
+}
+
+/** What `/sys/module/memory_hotplug/parameters/memmap_on_memory` reads: `Y\n`, `N\n` or `force\n`. */
+export function formatMemmapOnMemory(value: MemmapOnMemory): string {
+  return value === 'force' ? 'force\n' : value ? 'Y\n' : 'N\n';
 }
