@@ -35,6 +35,8 @@ export interface QmpConnectOptions {
   callTimeoutMs?: number;
   /** A line longer than this is a protocol error; default 1 GiB (QEMU's replies can be tens of MB). */
   maxLineBytes?: number;
+  /** connect(): retry a socket that is missing or refuses until the deadline (QEMU still starting); default true. */
+  retry?: boolean;
 }
 
 /** Options of {@link QmpClient.execute}. */
@@ -149,7 +151,7 @@ export class QmpClient {
         });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if ((code === 'ENOENT' || code === 'ECONNREFUSED') && Date.now() + 50 < until) {
+        if ((code === 'ENOENT' || code === 'ECONNREFUSED') && opts.retry !== false && Date.now() + 50 < until) {
           await new Promise((r) => setTimeout(r, 50));
           continue;
         }

@@ -18,6 +18,8 @@ export interface QemuFixtureOptions {
   maxmem?: string;
   /** NUMA nodes; node 0 holds the boot RAM, the others are memoryless. Default 2. */
   nodes?: number;
+  /** QMP monitors to open (QEMU serves one client per monitor); default 1. */
+  monitors?: number;
   extraArgs?: string[];
 }
 
@@ -30,7 +32,8 @@ process.once('exit', () => {
 export class QemuFixture {
   private constructor(
     readonly dir: string,
-    readonly qmpPath: string,
+    /** One socket per monitor. */
+    readonly qmpPaths: string[],
     readonly proc: ChildProcess,
     private readonly exited: Promise<void>,
   ) {}
@@ -39,7 +42,7 @@ export class QemuFixture {
   static async start(opts: QemuFixtureOptions = {}): Promise<QemuFixture> {
     await ensureDebianPackages(['qemu-system-x86']);
     const dir = await mkdtemp(path.join(tmpdir(), 'memhp-qmp-')); // mkdtemp makes it 0700
-    const qmpPath = path.join(dir, 'qmp.sock');
+    const qmpPaths = Array.from({ length: opts.monitors ?? 1 }, (_, i) => path.join(dir, `qmp${i}.sock`));
     const memory = opts.memory ?? '1G';
     const nodes = opts.nodes ?? 2;
     const numa = [`-object`, `memory-backend-ram,id=ram0,size=${memory}`, '-numa', 'node,nodeid=0,memdev=ram0'];
@@ -48,7 +51,7 @@ export class QemuFixture {
       '-S', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-no-user-config',
       '-m', `${memory},slots=${opts.slots ?? 4},maxmem=${opts.maxmem ?? '8G'}`,
       ...(nodes > 0 ? numa : []),
-      '-qmp', `unix:${qmpPath},server=on,wait=off`,
+      ...qmpPaths.flatMap((p) => ['-qmp', `unix:${p},server=on,wait=off`]),
       ...(opts.extraArgs ?? []),
     ];
     const log = await open(path.join(dir, 'qemu.log'), 'w');
@@ -57,13 +60,13 @@ export class QemuFixture {
     running.add(proc);
     proc.unref(); // a forgotten fixture must not keep mocha alive; the exit hook kills it
     const exited = new Promise<void>((resolve) => proc.once('exit', () => (running.delete(proc), resolve())));
-    const f = new QemuFixture(dir, qmpPath, proc, exited);
+    const f = new QemuFixture(dir, qmpPaths, proc, exited);
     const early = exited.then(async () => {
       throw new Error(`QEMU exited at start: ${await readFile(path.join(dir, 'qemu.log'), 'utf8')}`);
     });
     try {
       // Wait until the socket answers, so tests start against a ready monitor.
-      const probe = await Promise.race([QmpClient.connect(qmpPath, { timeoutMs: 15_000 }), early]);
+      const probe = await Promise.race([QmpClient.connect(qmpPaths[0] as string, { timeoutMs: 15_000 }), early]);
       await probe.close();
     } catch (e) {
       await f.stop();
@@ -73,9 +76,14 @@ export class QemuFixture {
     return f;
   }
 
-  /** A fresh QMP connection (QEMU serves one at a time: close it before opening another). */
-  connect(): Promise<QmpClient> {
-    return QmpClient.connect(this.qmpPath);
+  /** The first monitor's socket. */
+  get qmpPath(): string {
+    return this.qmpPaths[0] as string;
+  }
+
+  /** A fresh QMP connection to monitor `n` (each serves one client at a time: close it before opening another). */
+  connect(n = 0): Promise<QmpClient> {
+    return QmpClient.connect(this.qmpPaths[n] as string);
   }
 
   /** Kill the process group and remove the directory. */
