@@ -7,6 +7,7 @@
       "target_name": "memhp",
       "sources": [
         "native/physmem.cc",
+        "native/physmem_js.cc",
         "native/addon.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

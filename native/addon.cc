@@ -17,7 +17,7 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(new AddonData());
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
   PhysMemJs::Init(env, exports);
@@ -26,4 +26,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
 }  // namespace memhp
 
-NODE_API_MODULE(memhp, memhp::Init)
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return memhp::Init(env, exports); }
+
+NODE_API_MODULE(NODE_GYP_MODULE_NAME, InitAddon)

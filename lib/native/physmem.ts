@@ -1,0 +1,304 @@
+/**
+ * Typed façade of the native page-frame core: one {@link PhysMem} per simulated machine. Method names
+ * follow the kernel functions whose page work they do (mm/memory_hotplug.c, mm/page_isolation.c,
+ * mm/page_alloc.c). Every call crosses the N-API boundary once, whatever the number of pages.
+ */
+import { KernelError } from '../errors.js';
+import { native } from './addon.js';
+import type { RawPhysMem } from './types.js';
+
+/** Page size and geometry constants of x86_64 (kernel-spec.md §1). */
+export const PAGE_SHIFT = 12;
+/** Pages per 128 MiB memory section. */
+export const PAGES_PER_SECTION = 32768;
+/** Pages per 2 MiB pageblock (pageblock_order 9). */
+export const PAGEBLOCK_NR_PAGES = 512;
+/** The largest buddy order (MAX_PAGE_ORDER, inclusive). */
+export const MAX_ORDER = 10;
+
+/** Zone types in the kernel's order, with their `/proc/zoneinfo` names. */
+export const ZONE_TYPES = ['DMA', 'DMA32', 'Normal', 'Movable'] as const;
+/** A zone type name. */
+export type ZoneType = (typeof ZONE_TYPES)[number];
+
+/** Pageblock migratetypes, named as /proc/pagetypeinfo names them. */
+export const MIGRATETYPES = ['Unmovable', 'Movable', 'Reclaimable'] as const;
+/** A pageblock migratetype. */
+export type Migratetype = (typeof MIGRATETYPES)[number];
+/** Free lists: the migratetypes plus Isolate. */
+export const FREE_LISTS = ['Unmovable', 'Movable', 'Reclaimable', 'Isolate'] as const;
+/** A free-list name. */
+export type FreeList = (typeof FREE_LISTS)[number];
+
+/** What an allocation is: movable (LRU), unmovable (kernel), reclaimable (slab), pinned (movable but not migratable). */
+export const PAGE_KINDS = ['movable', 'unmovable', 'reclaimable', 'pinned'] as const;
+/** An allocation kind. */
+export type PageKind = (typeof PAGE_KINDS)[number];
+
+/** Per-page state as {@link PhysMem.pageStates} reports it. */
+export const PAGE_STATES = ['uninit', 'offline', 'free', 'hwpoison', 'movable', 'unmovable', 'reclaimable', 'pinned', 'reserved'] as const;
+/** A page state: `uninit` (memmap not in a zone), `offline` (PageOffline), `free` (in the buddy), … */
+export type PageState = (typeof PAGE_STATES)[number];
+
+/** Counters and free areas of one zone, as /proc/zoneinfo, buddyinfo and pagetypeinfo show them. */
+export interface ZoneInfo {
+  nid: number;
+  zone: ZoneType;
+  /** zone_start_pfn */
+  start: number;
+  /** spanned_pages */
+  spanned: number;
+  present: number;
+  managed: number;
+  /** NR_FREE_PAGES: free pages outside isolated pageblocks. */
+  free: number;
+  /** Free pages on the Isolate lists. */
+  isolatedFree: number;
+  hwpoison: number;
+  /** Allocated pages per kind, and PageReserved pages. */
+  allocated: Record<PageKind | 'reserved', number>;
+  /** Free blocks per order (index 0..10) for each free list. */
+  freeArea: Record<FreeList, number[]>;
+}
+
+/** Old pfn → new pfn of every block `migrateRange` moved, and what it left behind. */
+export interface MigrateResult {
+  from: Float64Array;
+  to: Float64Array;
+  order: Uint8Array;
+  /** Movable blocks that stayed because no allowed target had room (the kernel logs and retries). */
+  enomem: number;
+  /** Pinned blocks, which never move. */
+  pinned: number;
+}
+
+/** An allocation request for {@link PhysMem.alloc}. */
+export interface AllocRequest {
+  /** Number of blocks. */
+  count: number;
+  /** Order of each block (0..10). Default 0. */
+  order?: number;
+  /** Default 'movable'. Only movable and pinned allocations may land in ZONE_MOVABLE. */
+  kind?: PageKind;
+  /** Preferred node. Default 0. */
+  nid?: number;
+  /** __GFP_THISNODE: never fall back to another node. */
+  thisNode?: boolean;
+  /** Highest zone allowed (GFP zone modifier). Default: Movable for movable kinds, Normal otherwise. */
+  highestZone?: ZoneType;
+}
+
+function zoneIndex(z: ZoneType): number {
+  const i = ZONE_TYPES.indexOf(z);
+  if (i < 0) throw new KernelError('EINVAL', `unknown zone type '${String(z)}'`);
+  return i;
+}
+
+function mtIndex(m: Migratetype | 'keep'): number {
+  if (m === 'keep') return -1;
+  const i = MIGRATETYPES.indexOf(m);
+  if (i < 0) throw new KernelError('EINVAL', `unknown migratetype '${String(m)}'`);
+  return i;
+}
+
+function kindIndex(k: PageKind): number {
+  const i = PAGE_KINDS.indexOf(k);
+  if (i < 0) throw new KernelError('EINVAL', `unknown page kind '${String(k)}'`);
+  return i;
+}
+
+function pfnArray(pfns: Float64Array | readonly number[]): Float64Array {
+  return pfns instanceof Float64Array ? pfns : Float64Array.from(pfns);
+}
+
+/**
+ * The page-frame state of one machine: sparse 128 MiB sections, per-zone buddy allocator with
+ * per-migratetype free lists (orders 0..10), pageblock migratetypes and isolation.
+ * Methods throw {@link KernelError} with the kernel's errno (EBUSY with `pfn` on isolation failure).
+ */
+export class PhysMem {
+  /** @internal The native object. */
+  readonly raw: RawPhysMem = new native.PhysMem();
+
+  /** arch_add_memory / sparse_add_section: make 128 MiB-aligned sections present on a node. */
+  addSections(start: number, nr: number, nid: number): void {
+    this.raw.addSections(start, nr, nid);
+  }
+
+  /** sparse_remove_section: the range must no longer belong to any zone (else EBUSY). */
+  removeSections(start: number, nr: number): void {
+    this.raw.removeSections(start, nr);
+  }
+
+  /**
+   * move_pfn_range_to_zone: grow the zone and node spans, initialise the memmap (PageOffline, or
+   * PageReserved with `reserved`), set the pageblocks' migratetype, isolated with `isolate`.
+   */
+  moveRangeToZone(start: number, nr: number, nid: number, zone: ZoneType, opts: { reserved?: boolean; isolate?: boolean; migratetype?: Migratetype } = {}): void {
+    this.raw.initRange(start, nr, nid, zoneIndex(zone), opts.reserved ?? false, opts.isolate ?? true, mtIndex(opts.migratetype ?? 'Movable'));
+  }
+
+  /** mhp_init_memmap_on_memory: self-hosted vmemmap pages (PageReserved, Unmovable pageblocks). */
+  initMemmapOnMemory(start: number, nr: number, nid: number, zone: ZoneType): void {
+    this.raw.initMemmapOnMemory(start, nr, nid, zoneIndex(zone));
+  }
+
+  /**
+   * online_pages_range: free the range to the buddy in the kernel's chunks (order min(10, ffs(pfn))),
+   * merging with free buddies; managed pages grow; sections are marked online unless `markOnline` is false.
+   */
+  onlinePagesRange(start: number, nr: number, markOnline = true): void {
+    this.raw.onlinePagesRange(start, nr, markOnline);
+  }
+
+  /** adjust_present_page_count for the zone holding `pfn`. */
+  adjustPresentPages(pfn: number, delta: number): void {
+    this.raw.adjustPresentPages(pfn, delta);
+  }
+
+  /**
+   * start_isolate_page_range (MEMORY_OFFLINE): isolate every pageblock, or roll back and throw EBUSY
+   * with the first unmovable (or already isolated) pfn. `undoMigratetype`: how rolled-back pageblocks
+   * are re-typed ('Movable' on 6.x, 'keep' with the 7.x isolate bit).
+   */
+  isolateRange(start: number, nr: number, undoMigratetype: Migratetype | 'keep' = 'keep'): void {
+    this.raw.isolateRange(start, nr, mtIndex(undoMigratetype));
+  }
+
+  /** undo_isolate_page_range: pages become allocatable again; 6.x sets the pageblocks 'Movable'. */
+  undoIsolateRange(start: number, nr: number, migratetype: Migratetype | 'keep' = 'keep'): void {
+    this.raw.undoIsolateRange(start, nr, mtIndex(migratetype));
+  }
+
+  /** test_pages_isolated: null when the range is fully isolated and free, else the first failing pfn. */
+  testPagesIsolated(start: number, nr: number): number | null {
+    const r = this.raw.testPagesIsolated(start, nr);
+    return r < 0 ? null : r;
+  }
+
+  /** scan_movable_pages: the first movable (LRU, pinned included) allocated pfn, or null. */
+  scanMovablePages(start: number, nr: number): number | null {
+    const r = this.raw.scanMovablePages(start, nr);
+    return r < 0 ? null : r;
+  }
+
+  /**
+   * do_migrate_range over an isolated range: move every movable block to the allowed target nodes
+   * (other N_MEMORY nodes, or the same node if it is the only one). Pinned blocks stay.
+   */
+  migrateRange(start: number, nr: number, targetNodes: readonly number[]): MigrateResult {
+    const mask = new Uint8Array(Math.max(0, ...targetNodes) + 1);
+    for (const n of targetNodes) mask[n] = 1;
+    return this.raw.migrateRange(start, nr, mask);
+  }
+
+  /** __offline_isolated_pages: sections offline, free pages off the lists; returns the managed pages taken. */
+  offlineIsolatedPages(start: number, nr: number): number {
+    return this.raw.offlineIsolatedPages(start, nr);
+  }
+
+  /** remove_pfn_range_from_zone: poison the memmap and shrink zone/node spans (kernel-spec §3.6). */
+  removeRangeFromZone(start: number, nr: number): void {
+    this.raw.removeRangeFromZone(start, nr);
+  }
+
+  /** Allocate `count` blocks; returns the head pfns (shorter than `count` when memory runs out). */
+  alloc(req: AllocRequest): Float64Array {
+    return this.raw.alloc(
+      req.count,
+      req.order ?? 0,
+      kindIndex(req.kind ?? 'movable'),
+      req.nid ?? 0,
+      req.thisNode ?? false,
+      req.highestZone === undefined ? -1 : zoneIndex(req.highestZone),
+    );
+  }
+
+  /** Free allocated blocks by head pfn. A pfn that is not an allocated block → EINVAL, and nothing is freed. */
+  free(pfns: Float64Array | readonly number[]): void {
+    this.raw.free(pfnArray(pfns));
+  }
+
+  /** Pin movable blocks: they stay movable for isolation but never migrate. */
+  pin(pfns: Float64Array | readonly number[]): void {
+    this.raw.pin(pfnArray(pfns));
+  }
+
+  /** Unpin pinned blocks. */
+  unpin(pfns: Float64Array | readonly number[]): void {
+    this.raw.unpin(pfnArray(pfns));
+  }
+
+  /** memory_failure on a free page: it leaves the buddy and is marked HWPoison. EBUSY if in use. */
+  hwpoison(pfn: number): void {
+    this.raw.hwpoison(pfn);
+  }
+
+  /** Counters and free areas of a zone, or null if the zone never held memory. */
+  zoneInfo(nid: number, zone: ZoneType): ZoneInfo | null {
+    const r = this.raw.zoneInfo(nid, zoneIndex(zone));
+    if (!r) return null;
+    const freeArea = {} as Record<FreeList, number[]>;
+    FREE_LISTS.forEach((l, li) => {
+      freeArea[l] = Array.from({ length: MAX_ORDER + 1 }, (_, o) => r.nrFree[o * FREE_LISTS.length + li]!);
+    });
+    const [movable, unmovable, reclaimable, pinned, reserved] = Array.from(r.allocated);
+    return {
+      nid,
+      zone,
+      start: r.start,
+      spanned: r.spanned,
+      present: r.present,
+      managed: r.managed,
+      free: r.free,
+      isolatedFree: r.isolatedFree,
+      hwpoison: r.hwpoison,
+      allocated: { movable: movable!, unmovable: unmovable!, reclaimable: reclaimable!, pinned: pinned!, reserved: reserved! },
+      freeArea,
+    };
+  }
+
+  /** /proc/buddyinfo row of a zone: free blocks per order over all lists, or null. */
+  buddyinfo(nid: number, zone: ZoneType): number[] | null {
+    const z = this.zoneInfo(nid, zone);
+    if (!z) return null;
+    return z.freeArea.Movable.map((_, o) => FREE_LISTS.reduce((s, l) => s + z.freeArea[l][o]!, 0));
+  }
+
+  /** The node's span: the union of its zones' spans. */
+  nodeSpan(nid: number): { start: number; spanned: number } {
+    return this.raw.nodeSpan(nid);
+  }
+
+  /** Migratetype, isolate bit and zone of the pageblock holding `pfn`. */
+  pageblockInfo(pfn: number): { migratetype: Migratetype; isolated: boolean; zone: ZoneType | null } {
+    const r = this.raw.pageblockInfo(pfn);
+    return { migratetype: MIGRATETYPES[r.migratetype]!, isolated: r.isolated, zone: r.zone < 0 ? null : ZONE_TYPES[r.zone]! };
+  }
+
+  /** Whether the section holding `pfn` is present and online, and its node (-1 when absent). */
+  sectionInfo(pfn: number): { present: boolean; online: boolean; nid: number } {
+    return this.raw.sectionInfo(pfn);
+  }
+
+  /** The state of one page and the block it belongs to. */
+  pageState(pfn: number): { state: PageState; order: number; head: number } {
+    const r = this.raw.pageState(pfn);
+    return { state: PAGE_STATES[r.state]!, order: r.order, head: r.head };
+  }
+
+  /** Per-page state indices (into {@link PAGE_STATES}) of a range, in one call. */
+  pageStates(start: number, nr: number): Uint8Array {
+    return this.raw.pageStates(start, nr);
+  }
+
+  /** Every invariant violation found by a full scan (empty when consistent). */
+  checkInvariants(): string[] {
+    return this.raw.checkInvariants();
+  }
+
+  /** Bytes of native memory this machine's page state occupies. */
+  nativeBytes(): number {
+    return this.raw.nativeBytes();
+  }
+}
