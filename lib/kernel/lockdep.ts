@@ -146,6 +146,7 @@ export class Lockdep {
 
     const same = held.find((h) => h.lock.lockClass === lock.lockClass);
     if (same) {
+      // As lockdep: a recursion is reported alone, and adds no order (the class would depend on itself).
       const what =
         same.mode === 'write' && mode === 'read' ? `recursive ${mode} of write-held ${lock.lockClass}` : `${lock.lockClass} ${mode} while holding it (${same.mode})`;
       this.#report(`recursive:${lock.lockClass}`, {
@@ -153,12 +154,13 @@ export class Lockdep {
         message: `possible recursive locking detected: ${task} ${what} [${op}, held since ${same.op}]`,
         chains: [chain],
       });
+      this.#validated.add(key);
+      return;
     }
 
     // Innermost held lock first, so the report names the order the task is actually violating.
     for (let i = held.length - 1; i >= 0; i--) {
       const h = held[i]!;
-      if (h.lock.lockClass === lock.lockClass) continue;
       const path = this.#reversePath(lock.lockClass, h.lock.lockClass, gatesWithout(held, h));
       if (!path) continue;
       const classes = [h.lock.lockClass, lock.lockClass, ...path.map((w) => w.chain[w.chain.length - 1]!.lock)];
@@ -171,9 +173,7 @@ export class Lockdep {
       });
     }
 
-    for (const h of held) {
-      if (h.lock.lockClass !== lock.lockClass) this.#addWitness(h.lock.lockClass, lock.lockClass, { chain, gates: gatesWithout(held, h) });
-    }
+    for (const h of held) this.#addWitness(h.lock.lockClass, lock.lockClass, { chain, gates: gatesWithout(held, h) });
     this.#validated.add(key);
   }
 
@@ -252,22 +252,24 @@ export class Lockdep {
   #reversePath(from: string, to: string, gates: Gates): Witness[] | null {
     const chosen: Witness[] = [];
     const onPath = new Set<string>([from]);
-    const dfs = (cls: string): boolean => {
+    const dfs = (cls: string, depth: number): boolean => {
       for (const [next, ws] of this.#edges.get(cls) ?? []) {
-        if (onPath.has(next)) continue;
+        if (onPath.has(next) || (next !== to && depth <= 1)) continue;
         for (const w of ws) {
           if (gated(w.gates, gates) || chosen.some((c) => gated(c.gates, w.gates))) continue;
           chosen.push(w);
           if (next === to) return true;
           onPath.add(next);
-          if (dfs(next)) return true;
+          if (dfs(next, depth - 1)) return true;
           onPath.delete(next);
           chosen.pop();
         }
       }
       return false;
     };
-    return dfs(from) ? chosen : null;
+    // Iterative deepening: the shortest reverse path is the one worth reporting.
+    for (let depth = 1; depth <= this.#edges.size; depth++) if (dfs(from, depth)) return chosen;
+    return null;
   }
 
   /** The tasks of a wait cycle through `start`, starting with it, or null. */
@@ -282,7 +284,8 @@ export class Lockdep {
       const holders = this.#holders.get(w.lock) ?? [];
       const queue = w.queued ? this.#waiters.get(w.lock) ?? [] : [];
       const ahead = queue.slice(0, Math.max(0, queue.indexOf(t)));
-      for (const b of [...holders, ...ahead]) {
+      // Tasks queued ahead first: a reader behind a pending writer waits for that writer, not itself.
+      for (const b of [...ahead, ...holders]) {
         if (b === start) return true;
         if (!seen.has(b) && dfs(b)) return true;
       }

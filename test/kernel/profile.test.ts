@@ -42,7 +42,7 @@ const FIELDS: Record<string, string[]> = {
 const ALL: KernelProfile[] = [...Object.values(PROFILES), ...Object.values(LEGACY_PROFILES)];
 
 describe('kernel/profile', () => {
-  for (const p of Object.values(PROFILES)) {
+  for (const p of Object.values(PROFILES) as KernelProfile[]) {
     describe(`profile ${p.name}`, () => {
       it('has the memory action values of kernel-spec §2.2, and names them back', () => {
         assert.deepEqual({ ...p.actions }, ACTIONS[p.name]);
