@@ -801,6 +801,37 @@ bool PhysMem::allocOne(const AllocRequest& req, uint64_t& pfn) {
   return false;
 }
 
+// Take a whole free block of our own migratetype and carve it into `order`-sized allocations when the
+// request wants all of its pieces: that is exactly what repeated __rmqueue_smallest + expand() would
+// hand out (the low half first, so ascending pfns), without the intermediate free-list traffic.
+uint64_t PhysMem::allocWholeBlock(const AllocRequest& req, uint64_t want, std::vector<uint64_t>& out) {
+  int mt = kindMigratetype(req.kind);
+  int highest = req.highestZone >= 0 ? req.highestZone : kindIsMovable(req.kind) ? int(ZONE_MOVABLE) : int(ZONE_NORMAL);
+  Zone* z = nullptr;
+  // Only the first zone of the zonelist with free pages would serve the next allocation.
+  for (int zt = highest; zt >= 0 && !z; zt--) {
+    Zone* c = const_cast<Zone*>(zone(req.nid, zt));
+    if (c && c->freePages >= (1ull << req.order)) z = c;
+  }
+  if (!z || (req.nodeMask && (size_t(req.nid) >= req.nodeMask->size() || !(*req.nodeMask)[size_t(req.nid)]))) return 0;
+  int o = req.order;
+  while (o <= MAX_ORDER && z->nrFree[o][mt] == 0) o++;
+  if (o > MAX_ORDER || o == req.order) return 0;
+  uint64_t pieces = 1ull << (o - req.order);
+  if (pieces > want) return 0;
+  uint64_t head;
+  if (!popValid(*z, o, mt, head)) return 0;
+  delFreeBlock(*z, head, o);
+  if (req.order == 0) {
+    fillCodes(head, 1ull << o, allocCode(req.kind, 0));
+  } else {
+    for (uint64_t p = head; p < head + (1ull << o); p += 1ull << req.order) writeHeader(p, req.order, allocCode(req.kind, req.order));
+  }
+  for (uint64_t p = head; p < head + (1ull << o); p += 1ull << req.order) out.push_back(p);
+  z->allocated[req.kind] += 1ull << o;
+  return pieces;
+}
+
 std::vector<uint64_t> PhysMem::alloc(const AllocRequest& req) {
   if (req.order < 0 || req.order > MAX_ORDER) einval("alloc: order must be 0.." + std::to_string(MAX_ORDER));
   if (req.kind < 0 || req.kind >= NR_KINDS || req.kind == K_RESERVED) einval("alloc: kind must be movable, unmovable, reclaimable or pinned");
@@ -810,9 +841,15 @@ std::vector<uint64_t> PhysMem::alloc(const AllocRequest& req) {
   std::vector<uint64_t> out;
   out.reserve(size_t(std::min<uint64_t>(req.count, 1u << 20)));
   uint64_t pfn;
-  for (uint64_t i = 0; i < req.count; i++) {
+  for (uint64_t done = 0; done < req.count;) {
+    uint64_t n = allocWholeBlock(req, req.count - done, out);
+    if (n) {
+      done += n;
+      continue;
+    }
     if (!allocOne(req, pfn)) break;
     out.push_back(pfn);
+    done++;
   }
   return out;
 }
@@ -832,6 +869,10 @@ void PhysMem::freeBlocks(const double* pfns, size_t n) {
   }
   for (size_t i = 0; i < n; i++) {
     uint64_t pfn = uint64_t(pfns[i]);
+    if (freeWholeBlock(pfns + i, n - i)) {
+      i += MAX_ORDER_PAGES - 1;
+      continue;
+    }
     uint8_t c = codeAt(pfn);
     if (!isAllocCode(c)) einval("free: pfn " + hex(pfn) + " freed twice in one call (" + std::to_string(i) + " blocks were freed before it)", int64_t(pfn));
     int order = orderAt(pfn);
@@ -841,6 +882,32 @@ void PhysMem::freeBlocks(const double* pfns, size_t n) {
     if (kind == K_RESERVED) z->managed += 1ull << order;  // free_reserved_page: now managed
     freeToBuddy(*z, pfn, order);
   }
+}
+
+// Freeing all single pages of an aligned max-order block ends, whatever the order of the frees, in one
+// free max-order block (merging is confluent and stops at MAX_ORDER), provided both pageblocks agree.
+bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
+  uint64_t head = uint64_t(pfns[0]);
+  if (n < MAX_ORDER_PAGES || (head & (MAX_ORDER_PAGES - 1)) || double(head + MAX_ORDER_PAGES - 1) != pfns[MAX_ORDER_PAGES - 1]) return false;
+  Section& s = *sec(head);
+  if (!s.pages) return false;
+  uint8_t c = get(s, head);
+  if (!isAllocCode(c) || isCompoundHead(c)) return false;
+  int pb = int((head & (SECTION_PAGES - 1)) >> PB_ORDER);
+  if (s.pbFlags[pb] != s.pbFlags[pb + 1] || s.pbZone[pb] != s.pbZone[pb + 1]) return false;
+  for (size_t i = 1; i < MAX_ORDER_PAGES; i++)
+    if (pfns[i] != double(head + i)) return false;
+  const uint8_t pair = uint8_t(c | (c << 4));
+  const uint8_t* bytes = &s.pages[(head & (SECTION_PAGES - 1)) >> 1];
+  for (size_t i = 0; i < MAX_ORDER_PAGES / 2; i++)
+    if (bytes[i] != pair) return false;
+  Zone* z = zoneOf(head);
+  int kind = kindOf(c);
+  z->allocated[kind] -= MAX_ORDER_PAGES;
+  if (kind == K_RESERVED) z->managed += MAX_ORDER_PAGES;
+  fillCodes(head, MAX_ORDER_PAGES, C_TAIL);
+  addFreeBlock(*z, head, MAX_ORDER);
+  return true;
 }
 
 void PhysMem::setPinned(const double* pfns, size_t n, bool pinned) {

@@ -230,6 +230,8 @@ class PhysMem {
   void expand(Zone& z, uint64_t head, int low, int high);
   bool rmqueue(Zone& z, int order, int mt, uint64_t& pfn);
   bool allocOne(const AllocRequest& req, uint64_t& pfn);
+  uint64_t allocWholeBlock(const AllocRequest& req, uint64_t want, std::vector<uint64_t>& out);
+  bool freeWholeBlock(const double* pfns, size_t n);
   bool claimPageblock(Zone& z, uint64_t pfn, int mt);
   void setPageblockType(uint64_t pbStart, int mt);
   void changePageblock(uint64_t pb, uint8_t flags);  // new flags; free blocks headed there change list

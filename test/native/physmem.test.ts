@@ -134,6 +134,28 @@ describe('native PhysMem', () => {
       ok(pm);
     });
 
+    it('bulk paths (whole blocks taken or freed at once) end exactly where page-by-page operation does', () => {
+      const bulk = new PhysMem();
+      const single = new PhysMem();
+      for (const pm of [bulk, single]) {
+        pm.addSections(0, 2 * S, 0);
+        online(pm, 0, 2 * S, 0, 'Normal');
+      }
+      const a = bulk.alloc({ count: 5000 });
+      const b: number[] = [];
+      for (let i = 0; i < 5000; i++) b.push(...single.alloc({ count: 1 }));
+      assert.deepEqual(Array.from(a), b);
+      const a2 = bulk.alloc({ count: 37, order: 3, kind: 'unmovable' });
+      const b2: number[] = [];
+      for (let i = 0; i < 37; i++) b2.push(...single.alloc({ count: 1, order: 3, kind: 'unmovable' }));
+      assert.deepEqual(Array.from(a2), b2);
+      bulk.free(a.slice(0, 4096));
+      for (const p of a.slice(0, 4096)) single.free([p]);
+      for (const pm of [bulk, single]) ok(pm);
+      assert.deepEqual(bulk.zoneInfo(0, 'Normal'), single.zoneInfo(0, 'Normal'));
+      assert.deepEqual(bulk.pageStates(0, 2 * S), single.pageStates(0, 2 * S));
+    });
+
     it('hands out order-0 pages of a fresh block in ascending pfn order (expand keeps the low half)', () => {
       const pm = new PhysMem();
       pm.addSections(0, S, 0);
