@@ -181,7 +181,8 @@ export class NotifierChain<P extends object = Readonly<Record<string, number>>> 
    * `blocking_notifier_call_chain`: call each block in order with (action, arg) until one returns a
    * value with NOTIFY_STOP_MASK; return the last value (NOTIFY_DONE for an empty chain, which takes no
    * lock). Returns a number when every callback returned one synchronously and the rwsem was free, else
-   * a promise; a callback's exception propagates after the rwsem is released.
+   * a promise; a callback's exception propagates after the rwsem is released. A strict-mode LockdepError
+   * (a callback calling its own chain) is thrown synchronously.
    */
   callChain(action: number, arg: P): number | Promise<number> {
     if (this.#options.trace) this.#record(action, arg);
