@@ -149,7 +149,7 @@ export class Lockdep {
       // As lockdep: a recursion is reported alone, and adds no order (the class would depend on itself).
       const what =
         same.mode === 'write' && mode === 'read' ? `recursive ${mode} of write-held ${lock.lockClass}` : `${lock.lockClass} ${mode} while holding it (${same.mode})`;
-      this.#report(`recursive:${lock.lockClass}`, {
+      this.#report(`recursive:${lock.lockClass}:${same.mode}>${mode}`, {
         kind: 'recursive',
         message: `possible recursive locking detected: ${task} ${what} [${op}, held since ${same.op}]`,
         chains: [chain],
