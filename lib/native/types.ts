@@ -57,6 +57,6 @@ export interface RawPhysMem {
 
 /** The addon's exports. */
 export interface NativeAddon {
-  setErrorClass(ctor: new (code: string, message: string, details?: Record<string, unknown>) => Error): void;
+  setErrorClass(ctor: new (code: never, message: string, details?: Record<string, unknown>) => Error): void;
   PhysMem: new () => RawPhysMem;
 }

@@ -1,0 +1,38 @@
+/**
+ * memhp: a memory-hotplug laboratory for Linux. The stable public surface (DESIGN.md) is exported
+ * from here; deeper modules may change between versions.
+ */
+export { MemhpError, KernelError, ERRNO, errnoName, type ErrnoCode, type KernelErrorDetails } from './errors.js';
+export {
+  NOTIFY_DONE,
+  NOTIFY_OK,
+  NOTIFY_BAD,
+  NOTIFY_STOP,
+  NOTIFY_STOP_MASK,
+  notifierFromErrno,
+  notifierToErrno,
+  NotifierChain,
+  memoryNotifierChain,
+  nodeNotifierChain,
+} from './kernel/notifier.js';
+export { PROFILES, LATEST, getProfile, memoryActionName, nodeActionName, type KernelProfile, type KernelVersion, type KernelSpec } from './kernel/profile.js';
+export { Trace } from './kernel/trace.js';
+export {
+  PhysMem,
+  ZONE_TYPES,
+  MIGRATETYPES,
+  FREE_LISTS,
+  PAGE_KINDS,
+  PAGE_STATES,
+  type ZoneType,
+  type Migratetype,
+  type FreeList,
+  type PageKind,
+  type PageState,
+  type ZoneInfo,
+  type MigrateResult,
+  type AllocRequest,
+} from './native/physmem.js';
+export { QmpClient, type QmpEvent } from './qmp/client.js';
+export { QmpError, QmpConnectionError } from './qmp/errors.js';
+export { MemoryHotplug } from './qmp/hotplug.js';
