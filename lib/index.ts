@@ -16,7 +16,10 @@ export {
   nodeNotifierChain,
 } from './kernel/notifier.js';
 export { PROFILES, LATEST, getProfile, memoryActionName, nodeActionName, type KernelProfile, type KernelVersion, type KernelSpec } from './kernel/profile.js';
-export { Trace } from './kernel/trace.js';
+export { Trace, type TraceRecord } from './kernel/trace.js';
+export { Lockdep, LockdepError } from './kernel/lockdep.js';
+export { Mutex, RwSemaphore, HotplugLocks } from './kernel/locks.js';
+export { runTask, currentTask } from './kernel/task.js';
 export {
   PhysMem,
   ZONE_TYPES,

@@ -1,0 +1,26 @@
+/**
+ * The `memhp` command line: one commander program, each sub-command built in its own module.
+ *   memhp qmp …     hotplug memory of a running QEMU over QMP (lib/cli/qmp.ts)
+ *   memhp demo      the main-job simulation (lib/sim/demo.ts)
+ */
+import { Command } from 'commander';
+import { runDemo } from '../sim/demo.js';
+import { qmpCommand } from './qmp.js';
+
+/** Build the `memhp` program. */
+export function program(): Command {
+  const p = new Command().name('memhp').description('A memory-hotplug laboratory for Linux').showHelpAfterError();
+  p.addCommand(qmpCommand());
+  p.command('demo')
+    .description('run the built-in simulation: boot, plug a DIMM, run a workload, offline and unplug')
+    .action(() => {
+      runDemo();
+    });
+  return p;
+}
+
+/** Run `memhp` with process-style argv; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  await program().parseAsync(argv);
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}
