@@ -16,8 +16,10 @@ gypargs=()
 (cd "$work" && "$root/node_modules/.bin/node-gyp" rebuild "${gypargs[@]}" -- -Dsanitize=1 >"$work/build.log" 2>&1) || { cat "$work/build.log"; exit 1; }
 mod="$work/build/Release/memhp.node"
 # Make sure the module really is instrumented (a silent fallback to a plain build would prove nothing).
-ldd "$mod" | grep -q libasan || { echo "sanitize: $mod is not linked against libasan" >&2; exit 1; }
-ldd "$mod" | grep -q libubsan || { echo "sanitize: $mod is not linked against libubsan" >&2; exit 1; }
+libs=$(ldd "$mod")  # captured first: `ldd | grep -q` can die of SIGPIPE under pipefail
+for lib in libasan libubsan; do
+  [[ $libs == *"$lib"* ]] || { echo "sanitize: $mod is not linked against $lib" >&2; exit 1; }
+done
 asan=$(gcc -print-file-name=libasan.so)
 echo "sanitize: running the native tests with $asan preloaded"
 cd "$root"
