@@ -31,7 +31,9 @@ for (const file of modules) {
 }
 
 if (opts.json) {
-  process.stdout.write(JSON.stringify({ figures }, null, 2) + '\n');
+  // The JSON shape other tools read: {"figures": {name: {value, unit}}}; goals are for the table only.
+  const out = Object.fromEntries(Object.entries(figures).map(([k, f]) => [k, { value: f.value, unit: f.unit }]));
+  process.stdout.write(JSON.stringify({ figures: out }, null, 2) + '\n');
 } else {
   const rows = Object.entries(figures).map(([name, f]) => [
     name,
