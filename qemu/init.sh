@@ -107,9 +107,9 @@ cmd_write() {
 	# ash would create a missing file in a writable fs (/tmp); sysfs says ENOENT anyway, so say it for all.
 	[ -e "$1" ] || { echo "err ENOENT $(printf '%s: No such file or directory' "$1" | b64)"; return; }
 	v=$(echo "$2" | base64 -d; echo x); v=${v%x}
-	if printf %s "$v" 2>/tmp/err > "$1"; [ -s /tmp/err ]; then
-		m=$(cat /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"
-	else echo ok; fi
+	# dd, not the shell's printf: ash's printf fails silently, dd names the errno ("error writing").
+	if printf %s "$v" | dd of="$1" bs=1M conv=notrunc 2>/tmp/err; then echo ok
+	else m=$(grep -v 'records\|bytes' /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
 }
 cmd_dump() {
 	[ -e "$1" ] || { echo "err ENOENT $(printf '%s: No such file or directory' "$1" | b64)"; return; }

@@ -1,0 +1,402 @@
+/**
+ * `Guest`: a real Debian kernel under QEMU, driven like the simulator (DESIGN.md `HotplugTarget`).
+ *
+ * Boot: prepare the kernel (download/cache), build the initramfs, start QEMU in its own process group
+ * with sockets in a private 0700 directory, wait for the agent's READY. Hotplug goes through QMP; the
+ * guest's kprobe/uevent lines and QMP events become trace records. QEMU never outlives its owner:
+ * `close()`, every failure path, and process exit kill the whole process group, and where `setpriv`
+ * exists QEMU also gets SIGKILL when the owning process dies abruptly (parent-death signal).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { KernelError } from '../errors.js';
+import { getProfile, type KernelProfile } from '../kernel/profile.js';
+import { Trace, type TraceRecord } from '../kernel/trace.js';
+import { QmpClient } from '../qmp/client.js';
+import { UnplugRejectedError } from '../qmp/errors.js';
+import { MemoryHotplug, parseSize, type Size } from '../qmp/hotplug.js';
+import { accelArgs, detectAccel, type Accel } from './accel.js';
+import { AgentClient, base64, type AgentReady } from './agent.js';
+import { GuestError } from './errors.js';
+import { buildInitramfs } from './initramfs.js';
+import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
+import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
+
+/** A machine description and how to boot it. */
+export interface GuestOptions {
+  /** Which Debian kernel; default 'latest' (sid's newest). */
+  kernel?: GuestKernelSpec;
+  /** Boot RAM, all on node 0; default '512M'. */
+  memory?: Size;
+  /** DIMM slots; default 8. */
+  slots?: number;
+  /** `maxmem`; default '8G'. */
+  maxMemory?: Size;
+  /** NUMA nodes: node 0 has the boot RAM, nodes 1.. are memoryless; one vCPU per node. Default 1. */
+  nodes?: number;
+  /** vCPUs; default max(nodes, 1). */
+  cpus?: number;
+  /** Extra kernel command line words, e.g. `memhp_default_state=online_movable`. */
+  cmdline?: string[];
+  /** 'auto' (default): KVM when it works, else multi-threaded TCG. */
+  accel?: Accel | 'auto';
+  /** Deadline for one boot attempt to reach READY; default 60 s (TCG boots take 3.5–7 s). */
+  readyTimeoutMs?: number;
+  /** Kernel provisioning options (cache directory, progress bar). */
+  prepare?: PrepareOptions;
+  /** QEMU binary; default `qemu-system-x86_64`. */
+  qemu?: string;
+}
+
+/** How the boot went. */
+export interface BootInfo {
+  accel: Accel;
+  /** Why this accelerator (KVM detection verdict, retries). */
+  accelReason: string;
+  /** Host wall-clock ms from starting QEMU to READY (of the successful attempt). */
+  bootMs: number;
+  /** Attempts it took (a guest crash during boot under MTTCG is retried on single-threaded TCG). */
+  attempts: number;
+  ready: AgentReady;
+  /** Whether chain-head addresses came from a calibration (fast) or a kallsyms scan. */
+  chainHeads: 'calibrated' | 'kallsyms';
+}
+
+const live = new Set<Guest>();
+let exitHook = false;
+
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+function installExitHook(): void {
+  if (exitHook) return;
+  exitHook = true;
+  const killAll = (): void => {
+    for (const g of live) g.kill();
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      // Let the signal do what it would have done without us.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    });
+  }
+}
+
+let setprivOk: boolean | undefined;
+/** util-linux setpriv with --pdeathsig: QEMU then dies even if its owner is SIGKILLed. */
+function pdeathsigWrapper(): string[] {
+  setprivOk ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
+  return setprivOk ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+}
+
+/** Console signs of a kernel crash (an oops); a panic for a missing /init is a harness bug, not a crash. */
+const CRASH = /Oops:|BUG:|general protection fault/;
+
+/** A booted guest. Create with {@link Guest.boot}; always {@link Guest.close} it. */
+export class Guest {
+  /** The profile of the booted kernel (picked from its `uname -r`). */
+  readonly kernel: KernelProfile;
+  /** Where the booted kernel differs from the stock profile of its version (read from its BTF). */
+  readonly profileNotes: string[];
+  /** Notifier, uevent and QMP-event records, in the shape the simulator produces. */
+  readonly trace = new Trace();
+  /** sysfs (any path, really) of the guest; a refused write rejects with the guest's errno. */
+  readonly sysfs: { read(path: string): Promise<string>; write(path: string, value: string): Promise<void> };
+  readonly hotplug: MemoryHotplug;
+  #probes: ProbeRecord[] = [];
+  #traceOffset = 0;
+  #pendingQmp: TraceRecord[] = [];
+  #events: ReturnType<QmpClient['events']>;
+  #closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly options: Required<Pick<GuestOptions, 'memory' | 'slots' | 'maxMemory' | 'nodes'>> & GuestOptions,
+    readonly prepared: PreparedKernel,
+    readonly boot: BootInfo,
+    /** The guest agent (read/write/dump/trace/insmod/sh). */
+    readonly agent: AgentClient,
+    /** The QMP connection to this guest's QEMU. */
+    readonly qmp: QmpClient,
+    private readonly child: ChildProcess,
+    /** Private 0700 directory holding the sockets, the initramfs and the console log. */
+    readonly dir: string,
+  ) {
+    ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(getProfile(boot.ready.release), prepared.layout));
+    this.sysfs = {
+      read: (p) => this.agent.read(p),
+      write: async (p, v) => {
+        try {
+          await this.agent.write(p, v);
+        } finally {
+          await this.syncTrace();
+        }
+      },
+    };
+    this.hotplug = new MemoryHotplug(qmp, { slots: options.slots, maxMemory: options.maxMemory, nodes: options.nodes });
+    const events = qmp.events();
+    this.#events = events;
+    void (async () => {
+      try {
+        for await (const e of events) this.#pendingQmp.push(qmpTraceRecord(e.event, e.data));
+      } catch {
+        /* connection gone: close() or QEMU exit */
+      }
+    })();
+  }
+
+  /** QEMU's process id (the leader of its own process group). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Boot a guest and wait until its agent is ready. */
+  static async boot(opts: GuestOptions = {}): Promise<Guest> {
+    const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
+    const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
+    let accel: Accel;
+    let reason: string;
+    if (!o.accel || o.accel === 'auto') ({ accel, reason } = await detectAccel(o.qemu));
+    else [accel, reason] = [o.accel, 'requested'];
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        return await Guest.#attempt(o, prepared, accel, reason, attempts);
+      } catch (e) {
+        if (!(e instanceof BootCrash) || attempts >= 3) throw e;
+        // A crash while booting (seen: an int3 oops from text patching under MTTCG) is retried; KVM
+        // falls back to TCG, MTTCG to single-threaded TCG.
+        const next: Accel = accel === 'kvm' ? 'tcg' : 'tcg-single';
+        reason += `; attempt ${attempts} on ${accel} crashed during boot, retried on ${next}`;
+        accel = next;
+      }
+    }
+  }
+
+  static async #attempt(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number): Promise<Guest> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'memhp-guest-')); // mkdtemp makes it 0700
+    const calibration = path.join(prepared.dir, 'chain-offsets');
+    const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
+    const initrd = path.join(dir, 'initramfs.cpio');
+    await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
+    const mem = parseSize(o.memory);
+    const cpus = o.cpus ?? Math.max(o.nodes, 1);
+    const numa: string[] = [];
+    if (o.nodes > 1) {
+      numa.push('-object', `memory-backend-ram,id=ram0,size=${mem}`, '-numa', `node,nodeid=0,cpus=0,memdev=ram0`);
+      for (let n = 1; n < o.nodes; n++) numa.push('-numa', `node,nodeid=${n}${n < cpus ? `,cpus=${n}` : ''}`);
+    }
+    const console = path.join(dir, 'console.log');
+    const ctl = path.join(dir, 'agent.sock');
+    const qmpSock = path.join(dir, 'qmp.sock');
+    const args = [
+      ...accelArgs(accel),
+      '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
+      '-smp', String(cpus),
+      ...numa,
+      '-kernel', prepared.vmlinuz,
+      '-initrd', initrd,
+      '-append', ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' '),
+      '-display', 'none', '-no-reboot', '-nodefaults',
+      '-serial', `file:${console}`,
+      '-serial', `unix:${ctl},server=on,wait=off`,
+      '-qmp', `unix:${qmpSock},server=on,wait=off`,
+    ];
+    const qemu = o.qemu ?? 'qemu-system-x86_64';
+    const cmd = [...pdeathsigWrapper(), qemu, ...args];
+    installExitHook();
+    const t0 = performance.now();
+    // detached: own session and process group, so one kill reaches QEMU and anything it starts.
+    const child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const exited = new Promise<string>((resolve) => {
+      child.once('error', (e) => resolve(`could not start ${qemu}: ${e.message}`));
+      child.once('exit', (code, sig) => resolve(`QEMU exited (${sig ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
+    });
+    const tail = async (): Promise<string> => (await readFile(console, 'utf8').catch(() => '')).split('\n').slice(-40).join('\n');
+    let agent: AgentClient | undefined;
+    let qmp: QmpClient | undefined;
+    const fail = async (msg: string, cause?: unknown): Promise<never> => {
+      killGroup(child);
+      await exited;
+      agent?.close();
+      await qmp?.close().catch(() => undefined);
+      const log = await tail();
+      await rm(dir, { recursive: true, force: true });
+      if (CRASH.test(log)) throw new BootCrash(`${msg}; the guest crashed while booting`, log);
+      throw new GuestError(`${msg} (kernel ${prepared.release}, ${accel})`, { cause, console: log });
+    };
+    const timeoutMs = o.readyTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new GuestError(`guest not ready within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const died = exited.then((why) => Promise.reject(new GuestError(`guest died before it was ready: ${why}`)));
+    let ready: AgentReady;
+    try {
+      [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl), QmpClient.connect(qmpSock)]), died, deadline]);
+      ready = await Promise.race([agent.ready, died, deadline]);
+    } catch (e) {
+      return fail((e as Error).message, e);
+    } finally {
+      clearTimeout(timer);
+    }
+    const bootMs = performance.now() - t0;
+    if (!agent || !qmp) return fail('no agent or QMP connection');
+    const chainHeads: BootInfo['chainHeads'] = chainOffsets ? 'calibrated' : 'kallsyms';
+    const g = new Guest(o, prepared, { accel, accelReason: reason, bootMs, attempts, ready, chainHeads }, agent, qmp, child, dir);
+    live.add(g);
+    void exited.then(() => live.delete(g));
+    try {
+      await g.#checkProbes();
+      if (!chainOffsets) await g.#calibrate(calibration);
+    } catch (e) {
+      await g.close();
+      throw e;
+    }
+    return g;
+  }
+
+  /** The chain probes are what the trace is made of: without them the guest is of no use. */
+  async #checkProbes(): Promise<void> {
+    const events = await this.agent.read('/sys/kernel/tracing/kprobe_events');
+    const want = ['memchain', ...(this.kernel.nodeActions ? ['nodechain'] : [])];
+    for (const ev of want) {
+      if (!new RegExp(`^p:hp/${ev} `, 'm').test(events)) {
+        throw new GuestError(`chain probe ${ev} is not installed in the guest`, { console: await this.consoleTail() });
+      }
+    }
+  }
+
+  /** Store `symbol offset-from-_text` for the chain heads so later boots skip the kallsyms scan. */
+  async #calibrate(file: string): Promise<void> {
+    const syms = await this.agent.call('chains');
+    const addr = new Map(syms.split('\n').filter(Boolean).map((l) => [l.split(' ')[2]!, BigInt('0x' + l.split(' ')[0])]));
+    const text = addr.get('_text');
+    if (text === undefined) return;
+    const lines = [...addr].filter(([s]) => s !== '_text').map(([s, a]) => `${s} ${a - text}`);
+    await writeFile(file, lines.join('\n') + '\n');
+  }
+
+  /** The last lines of the kernel console. */
+  async consoleTail(lines = 40): Promise<string> {
+    return (await readFile(path.join(this.dir, 'console.log'), 'utf8').catch(() => '')).split('\n').slice(-lines).join('\n');
+  }
+
+  /**
+   * Fetch the guest's new trace lines (everything recorded before this call), decode them, append
+   * notify/uevent records to {@link trace}, then the QMP events that arrived meanwhile (a QMP event
+   * is the consequence of guest work, so it goes after the guest records of the same step).
+   */
+  async syncTrace(): Promise<void> {
+    const data = await this.agent.call('trace', [String(this.#traceOffset)], 'trace', 30_000);
+    const end = data.lastIndexOf('\n') + 1;
+    this.#traceOffset += Buffer.byteLength(data.slice(0, end));
+    for (const line of data.slice(0, end).split('\n')) {
+      const r = decodeTraceLine(line);
+      if (!r) continue;
+      this.#probes.push(r);
+      const t = toTraceRecord(r, this.kernel);
+      if (t) this.trace.add(t);
+    }
+    for (const q of this.#pendingQmp.splice(0)) this.trace.add(q);
+  }
+
+  /** Every decoded probe hit and uevent so far (timing probes and return values included), guest clock. */
+  probeRecords(): ProbeRecord[] {
+    return this.#probes.slice();
+  }
+
+  /** Plug a pc-dimm (ACPI); resolves when the guest reported the device added (_OST Device Check success). */
+  async plugDimm(d: { id: string; size: bigint | string; node?: number }): Promise<void> {
+    try {
+      await this.hotplug.plugDimm({ id: d.id, size: d.size, ...(d.node !== undefined ? { node: d.node } : {}), waitOnline: true });
+    } finally {
+      await this.syncTrace();
+    }
+  }
+
+  /**
+   * Unplug a pc-dimm (ACPI eject); resolves on DEVICE_DELETED. A guest refusal rejects with a
+   * {@link KernelError} (EBUSY for _OST 0x82) whose details carry the _OST status.
+   */
+  async unplugDimm(id: string): Promise<void> {
+    try {
+      await this.hotplug.unplugDimm(id);
+    } catch (e) {
+      if (e instanceof UnplugRejectedError) {
+        throw new KernelError(e.code ?? 'EIO', `${id}: guest refused the unplug: ${e.message}`, { ostStatus: e.status, cause: e });
+      }
+      throw e;
+    } finally {
+      await this.syncTrace();
+    }
+  }
+
+  /** insmod a module shipped with this kernel (`/lib/modules/<name>.ko` in the guest). */
+  async loadModule(name: string, params: Record<string, string | number> = {}): Promise<void> {
+    const p = Object.entries(params).map(([k, v]) => `${k}=${v}`).join(' ');
+    await this.agent.call('insmod', [name, base64(p)], `insmod ${name}`);
+    await this.syncTrace();
+  }
+
+  /** rmmod a module. */
+  async unloadModule(name: string): Promise<void> {
+    await this.agent.call('rmmod', [name], `rmmod ${name}`);
+    await this.syncTrace();
+  }
+
+  /** SIGKILL QEMU's process group now (synchronous; used on process exit). */
+  kill(): void {
+    killGroup(this.child);
+  }
+
+  /** Stop the guest: power it off politely for a moment, then kill QEMU's process group; remove the private directory. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      const gone = new Promise<void>((resolve) => {
+        if (this.child.exitCode !== null || this.child.signalCode !== null) resolve();
+        else this.child.once('exit', () => resolve());
+      });
+      // poweroff -f exits QEMU at once; nothing in the guest needs flushing, so do not wait long.
+      await Promise.race([this.agent.request('poweroff', [], 1000).catch(() => undefined), gone]);
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 500))]);
+      this.kill();
+      await gone;
+      this.#events.close();
+      this.agent.close();
+      await this.qmp.close().catch(() => undefined);
+      live.delete(this);
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.#closing;
+  }
+}
+
+/** A guest that crashed (oops/panic on the console) before it was ready: worth one more try. */
+class BootCrash extends GuestError {
+  constructor(message: string, console: string) {
+    super(message, { console });
+  }
+}
+
+/** QEMU processes this process started that are still alive (for leak checks). */
+export function liveGuests(): number {
+  return live.size;
+}
