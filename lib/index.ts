@@ -39,3 +39,6 @@ export {
 export { QmpClient, type QmpEvent } from './qmp/client.js';
 export { QmpError, QmpConnectionError } from './qmp/errors.js';
 export { MemoryHotplug } from './qmp/hotplug.js';
+export { Guest, type GuestOptions, type BootInfo } from './guest/guest.js';
+export { GuestError } from './guest/errors.js';
+export { prepareKernel, kernelManifest, type PreparedKernel, type GuestKernelSpec } from './guest/kernels.js';

@@ -100,6 +100,15 @@ const MEM_BITFLAGS = {
   MEM_CANCEL_OFFLINE: 1 << 5,
 } as const;
 
+const MEM_ENUM = {
+  MEM_ONLINE: 0,
+  MEM_GOING_OFFLINE: 1,
+  MEM_OFFLINE: 2,
+  MEM_GOING_ONLINE: 3,
+  MEM_CANCEL_ONLINE: 4,
+  MEM_CANCEL_OFFLINE: 5,
+} as const;
+
 const NODE_ACTIONS = {
   NODE_ADDING_FIRST_MEMORY: 1 << 0,
   NODE_ADDED_FIRST_MEMORY: 1 << 1,
@@ -145,8 +154,12 @@ export const PROFILES = {
   '6.12': {
     ...base,
     name: '6.12',
-    release: '6.12.107',
-    actions: { ...MEM_BITFLAGS, MEM_PREPARE_ONLINE: 1 << 6, MEM_FINISH_OFFLINE: 1 << 7 },
+    // Debian's trixie kernel (6.12.117, read from its BTF) declares `enum memory_block_state` with
+    // PREPARE/FINISH appended; 6.12.107, which kernel-spec.md was written from, used bit flags 1..128.
+    // The booted guest is the oracle, so the profile follows it.
+    release: '6.12.117',
+    actions: { ...MEM_ENUM, MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7 },
+    actionEncoding: 'enum',
     memoryNotifyFields: [
       'altmap_start_pfn',
       'altmap_nr_pages',
@@ -162,14 +175,7 @@ export const PROFILES = {
     ...base,
     name: '7.2',
     release: '7.2.13',
-    actions: {
-      MEM_ONLINE: 0,
-      MEM_GOING_OFFLINE: 1,
-      MEM_OFFLINE: 2,
-      MEM_GOING_ONLINE: 3,
-      MEM_CANCEL_ONLINE: 4,
-      MEM_CANCEL_OFFLINE: 5,
-    },
+    actions: MEM_ENUM,
     actionEncoding: 'enum',
     nodeActions: NODE_ACTIONS,
     memoryNotifyFields: ['start_pfn', 'nr_pages'],

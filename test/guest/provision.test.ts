@@ -99,10 +99,12 @@ describe('guest trace decoding', () => {
   it('names actions by the numbering the kernel declares in BTF', async () => {
     const stock = getProfile('6.12');
     const layout = { memoryNotify: [], nodeNotify: null, memoryNotifyActionSize: 8, zone: { name: 0, node: 0 }, resource: { start: 0, end: 8 },
-      memoryActions: { MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5, MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7 },
+      // What a 6.12.107 kernel declares (bit flags); the stock profile follows 6.12.117's enum.
+      memoryActions: { MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32, MEM_PREPARE_ONLINE: 64, MEM_FINISH_OFFLINE: 128 },
       nodeActions: null };
     const { profile, notes } = effectiveProfile(stock, layout);
-    assert.equal(profile.actions.MEM_PREPARE_ONLINE, 6);
+    assert.equal(stock.actions.MEM_PREPARE_ONLINE, 6);
+    assert.equal(profile.actions.MEM_PREPARE_ONLINE, 64);
     assert.ok(notes.some((n) => n.includes('MEM_PREPARE_ONLINE')));
     assert.ok(await readFile(new URL('../../qemu/init.sh', import.meta.url), 'utf8'));
   });

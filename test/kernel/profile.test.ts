@@ -24,9 +24,11 @@ const errno = (code: string) => (e: unknown) => e instanceof KernelError && e.co
 // kernel-spec.md §2.2, one column per version.
 const ACTIONS: Record<string, Partial<Record<MemoryActionName, number>>> = {
   '6.1': { MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32 },
+  // Debian 6.12.117 (the trixie kernel the harness boots) declares enum memory_block_state, read from
+  // its BTF; kernel-spec §2.2's bit flags 1..128 are those of 6.12.107.
   '6.12': {
-    MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32,
-    MEM_PREPARE_ONLINE: 64, MEM_FINISH_OFFLINE: 128,
+    MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5,
+    MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7,
   },
   '7.2': { MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5 },
 };
@@ -44,7 +46,7 @@ const ALL: KernelProfile[] = [...Object.values(PROFILES), ...Object.values(LEGAC
 describe('kernel/profile', () => {
   for (const p of Object.values(PROFILES) as KernelProfile[]) {
     describe(`profile ${p.name}`, () => {
-      it('has the memory action values of kernel-spec §2.2, and names them back', () => {
+      it('has the memory action values its guest kernel declares, and names them back', () => {
         assert.deepEqual({ ...p.actions }, ACTIONS[p.name]);
         for (const [name, v] of Object.entries(ACTIONS[p.name]!)) {
           assert.equal(memoryActionName(p, v), name);
@@ -53,11 +55,11 @@ describe('kernel/profile', () => {
         assert.equal(memoryActionName(p, 999), undefined);
       });
 
-      it('numbers actions as bit flags up to 6.18 and as an enum after', () => {
+      it('numbers actions as bit flags on 6.1 and as an enum on the 6.12.117 and 7.x guests', () => {
         const values = Object.values(p.actions);
         const bitflags = values.every((v) => v > 0 && (v & (v - 1)) === 0);
         assert.equal(p.actionEncoding, bitflags ? 'bitflags' : 'enum');
-        assert.equal(p.actionEncoding, p.name === '7.2' ? 'enum' : 'bitflags');
+        assert.equal(p.actionEncoding, p.name === '6.1' ? 'bitflags' : 'enum');
       });
 
       it('has MEM_PREPARE_ONLINE / MEM_FINISH_OFFLINE exactly when it sends them', () => {
