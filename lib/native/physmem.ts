@@ -5,7 +5,7 @@
  */
 import { KernelError } from '../errors.js';
 import { native } from './addon.js';
-import type { RawPhysMem } from './types.js';
+import type { RawPhysMem, RawZoneInfo } from './types.js';
 
 /** Page size and geometry constants of x86_64 (kernel-spec.md §1). */
 export const PAGE_SHIFT = 12;
@@ -41,20 +41,9 @@ export const PAGE_STATES = ['uninit', 'offline', 'free', 'hwpoison', 'movable', 
 export type PageState = (typeof PAGE_STATES)[number];
 
 /** Counters and free areas of one zone, as /proc/zoneinfo, buddyinfo and pagetypeinfo show them. */
-export interface ZoneInfo {
+export interface ZoneInfo extends Omit<RawZoneInfo, 'allocated' | 'nrFree'> {
   nid: number;
   zone: ZoneType;
-  /** zone_start_pfn */
-  start: number;
-  /** spanned_pages */
-  spanned: number;
-  present: number;
-  managed: number;
-  /** NR_FREE_PAGES: free pages outside isolated pageblocks. */
-  free: number;
-  /** Free pages on the Isolate lists. */
-  isolatedFree: number;
-  hwpoison: number;
   /** Allocated pages per kind, and PageReserved pages. */
   allocated: Record<PageKind | 'reserved', number>;
   /** Free blocks per order (index 0..10) for each free list. */

@@ -14,11 +14,15 @@ export interface RawMigrateResult {
 
 /** Raw zone counters. */
 export interface RawZoneInfo {
+  /** zone_start_pfn */
   start: number;
+  /** spanned_pages */
   spanned: number;
   present: number;
   managed: number;
+  /** NR_FREE_PAGES: free pages outside isolated pageblocks. */
   free: number;
+  /** Free pages on the Isolate lists. */
   isolatedFree: number;
   hwpoison: number;
   allocated: Float64Array;

@@ -227,6 +227,18 @@ function nextEvent(events: QmpEventStream, signal: AbortSignal): Promise<QmpEven
   });
 }
 
+/** The two steps of every memory-device add: a RAM backend, then the device that uses it. */
+function addPlan(id: string, memdev: string, size: number, dev: Record<string, unknown>): Plan {
+  return {
+    id,
+    memdev,
+    steps: [
+      { execute: 'object-add', arguments: { 'qom-type': 'memory-backend-ram', id: memdev, size } },
+      { execute: 'device_add', arguments: dev },
+    ],
+  };
+}
+
 /** Memory hotplug of one QEMU machine through a {@link QmpClient}. */
 export class MemoryHotplug {
   /** The guest memory block size every DIMM size and address must be a multiple of. */
@@ -294,14 +306,7 @@ export class MemoryHotplug {
     const dev: Record<string, unknown> = { driver: 'pc-dimm', id, memdev };
     if (o.node !== undefined) dev.node = o.node;
     if (addr !== undefined) dev.addr = addr;
-    return {
-      id,
-      memdev,
-      steps: [
-        { execute: 'object-add', arguments: { 'qom-type': 'memory-backend-ram', id: memdev, size } },
-        { execute: 'device_add', arguments: dev },
-      ],
-    };
+    return addPlan(id, memdev, size, dev);
   }
 
   /**
@@ -422,14 +427,7 @@ export class MemoryHotplug {
     if (o.node !== undefined) dev.node = o.node;
     if (blockSize !== undefined) dev['block-size'] = blockSize;
     if (requested !== undefined) dev['requested-size'] = requested;
-    return {
-      id,
-      memdev,
-      steps: [
-        { execute: 'object-add', arguments: { 'qom-type': 'memory-backend-ram', id: memdev, size } },
-        { execute: 'device_add', arguments: dev },
-      ],
-    };
+    return addPlan(id, memdev, size, dev);
   }
 
   /** Add a virtio-mem device (backend + virtio-mem-pci), rolling back the backend if QEMU refuses the device. */
