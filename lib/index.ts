@@ -17,6 +17,7 @@ export {
 } from './kernel/notifier.js';
 export { PROFILES, LATEST, getProfile, memoryActionName, nodeActionName, type KernelProfile, type KernelVersion, type KernelSpec } from './kernel/profile.js';
 export { Trace, type TraceRecord } from './kernel/trace.js';
+export type { HotplugTarget, SysfsAccess, DimmSpec } from './kernel/target.js';
 export { Lockdep, LockdepError } from './kernel/lockdep.js';
 export { Mutex, RwSemaphore, HotplugLocks } from './kernel/locks.js';
 export { runTask, currentTask } from './kernel/task.js';

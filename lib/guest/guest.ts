@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
 import { getProfile, type KernelProfile } from '../kernel/profile.js';
+import type { HotplugTarget } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import { QmpClient } from '../qmp/client.js';
 import { UnplugRejectedError } from '../qmp/errors.js';
@@ -108,7 +109,7 @@ function pdeathsigWrapper(): string[] {
 const CRASH = /Oops:|BUG:|general protection fault/;
 
 /** A booted guest. Create with {@link Guest.boot}; always {@link Guest.close} it. */
-export class Guest {
+export class Guest implements HotplugTarget {
   /** The profile of the booted kernel (picked from its `uname -r`). */
   readonly kernel: KernelProfile;
   /** Where the booted kernel differs from the stock profile of its version (read from its BTF). */
