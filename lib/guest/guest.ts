@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
 import { getProfile, type KernelProfile } from '../kernel/profile.js';
-import type { HotplugTarget } from '../kernel/target.js';
+import type { HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import { QmpClient } from '../qmp/client.js';
 import { UnplugRejectedError } from '../qmp/errors.js';
@@ -117,7 +117,7 @@ export class Guest implements HotplugTarget {
   /** Notifier, uevent and QMP-event records, in the shape the simulator produces. */
   readonly trace = new Trace();
   /** sysfs (any path, really) of the guest; a refused write rejects with the guest's errno. */
-  readonly sysfs: { read(path: string): Promise<string>; write(path: string, value: string): Promise<void> };
+  readonly sysfs: SysfsAccess;
   readonly hotplug: MemoryHotplug;
   #probes: ProbeRecord[] = [];
   #traceOffset = 0;
@@ -140,6 +140,13 @@ export class Guest implements HotplugTarget {
     ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(getProfile(boot.ready.release), prepared.layout));
     this.sysfs = {
       read: (p) => this.agent.read(p),
+      list: async (p) => {
+        const q = `'${p.replaceAll("'", "'\\''")}'`;
+        const out = await this.agent.sh(`if [ -d ${q} ]; then ls -1A ${q}; elif [ -e ${q} ]; then echo @ENOTDIR; else echo @ENOENT; fi`);
+        const lines = out.split('\n').filter(Boolean);
+        if (lines[0] === '@ENOENT' || lines[0] === '@ENOTDIR') throw new KernelError(lines[0].slice(1) as 'ENOENT' | 'ENOTDIR', `${p}: cannot list`);
+        return lines.sort();
+      },
       write: async (p, v) => {
         try {
           await this.agent.write(p, v);

@@ -11,6 +11,8 @@ export interface SysfsAccess {
   read(path: string): Promise<string>;
   /** Write `value` as `echo -n value > path` would; a failed write → KernelError with the kernel's errno. */
   write(path: string, value: string): Promise<void>;
+  /** The entry names of a directory (files, subdirectories, symlinks), sorted. Missing → ENOENT, a file → ENOTDIR. */
+  list(path: string): Promise<string[]>;
 }
 
 /** A pc-dimm to plug: its QEMU id, size (bytes or '1G'), and NUMA node (default 0). */

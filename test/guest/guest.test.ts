@@ -78,6 +78,10 @@ for (const spec of SPECS) {
 
     it('agent: reads, writes with the guest errno, ENOENT, dump, and survives bad commands', async () => {
       assert.equal(await g.sysfs.read(`${MEM}/block_size_bytes`), '8000000\n');
+      const entries = await g.sysfs.list(MEM);
+      assert.ok(entries.includes('memory0') && entries.includes('block_size_bytes'), entries.join(' '));
+      await assert.rejects(g.sysfs.list(`${MEM}/nonexistent`), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT');
+      await assert.rejects(g.sysfs.list(`${MEM}/block_size_bytes`), (e: unknown) => e instanceof KernelError && e.code === 'ENOTDIR');
       assert.equal(await g.sysfs.read('/sys/devices/system/node/has_memory'), '0\n');
       await assert.rejects(g.sysfs.write(`${MEM}/memory0/state`, 'offline'), (e: unknown) => e instanceof KernelError && e.code === 'EINVAL');
       await assert.rejects(g.sysfs.write(`${MEM}/memory1/state`, 'bogus'), (e: unknown) => e instanceof KernelError && e.code === 'EINVAL');
