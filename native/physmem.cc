@@ -559,6 +559,12 @@ void PhysMem::onlinePagesRange(uint64_t start, uint64_t nr, bool markOnline) {
     for (uint64_t pfn = start & ~(SECTION_PAGES - 1); pfn < end; pfn += SECTION_PAGES) sec(pfn)->online = true;
 }
 
+void PhysMem::markSectionsOnline(uint64_t start, uint64_t nr) {
+  checkRange(start, nr, "markSectionsOnline");
+  if ((start | nr) & (SECTION_PAGES - 1)) einval("markSectionsOnline: range must be section aligned (128 MiB)", int64_t(start));
+  for (uint64_t pfn = start; pfn < start + nr; pfn += SECTION_PAGES) sec(pfn)->online = true;
+}
+
 void PhysMem::adjustPresentPages(uint64_t pfn, int64_t delta) {
   Zone* z = zoneOf(pfn);
   if (!z) einval("adjustPresentPages: pfn " + hex(pfn) + " is not in a zone", int64_t(pfn));

@@ -130,6 +130,9 @@ class PhysMem {
   // online_pages_range / memblock_free_all: free every page of the range to the buddy allocator in the
   // kernel's chunks, merging with free buddies; managed pages grow. Optionally mark sections online.
   void onlinePagesRange(uint64_t start, uint64_t nr, bool markOnline);
+  // online_mem_sections: mark the sections of a section-aligned range online (boot: memblock reserved
+  // sections are online although none of their pages reached the buddy).
+  void markSectionsOnline(uint64_t start, uint64_t nr);
   // adjust_present_page_count for the zone the range belongs to.
   void adjustPresentPages(uint64_t start, int64_t delta);
 

@@ -88,6 +88,7 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::InitMemmapOnMemory>("initMemmapOnMemory"),
       InstanceMethod<&PhysMemJs::OnlinePagesRange>("onlinePagesRange"),
       InstanceMethod<&PhysMemJs::AdjustPresentPages>("adjustPresentPages"),
+      InstanceMethod<&PhysMemJs::MarkSectionsOnline>("markSectionsOnline"),
       InstanceMethod<&PhysMemJs::IsolateRange>("isolateRange"),
       InstanceMethod<&PhysMemJs::UndoIsolateRange>("undoIsolateRange"),
       InstanceMethod<&PhysMemJs::TestPagesIsolated>("testPagesIsolated"),
@@ -160,6 +161,14 @@ Napi::Value PhysMemJs::OnlinePagesRange(const Napi::CallbackInfo& info) {
 Napi::Value PhysMemJs::AdjustPresentPages(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     pm_.adjustPresentPages(argPfn(info, 0, "adjustPresentPages"), argDelta(info, 1, "adjustPresentPages", "delta"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value PhysMemJs::MarkSectionsOnline(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    const char* m = "markSectionsOnline";
+    pm_.markSectionsOnline(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"));
     return info.Env().Undefined();
   });
 }

@@ -24,6 +24,7 @@ class PhysMemJs : public Napi::ObjectWrap<PhysMemJs> {
   MEMHP_METHOD(InitMemmapOnMemory)
   MEMHP_METHOD(OnlinePagesRange)
   MEMHP_METHOD(AdjustPresentPages)
+  MEMHP_METHOD(MarkSectionsOnline)
   MEMHP_METHOD(IsolateRange)
   MEMHP_METHOD(UndoIsolateRange)
   MEMHP_METHOD(TestPagesIsolated)

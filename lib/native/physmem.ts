@@ -140,6 +140,11 @@ export class PhysMem {
     this.raw.onlinePagesRange(start, nr, markOnline);
   }
 
+  /** Mark the sections of a 128 MiB-aligned range online (boot sections entirely reserved by memblock). */
+  markSectionsOnline(start: number, nr: number): void {
+    this.raw.markSectionsOnline(start, nr);
+  }
+
   /** adjust_present_page_count for the zone holding `pfn`. */
   adjustPresentPages(pfn: number, delta: number): void {
     this.raw.adjustPresentPages(pfn, delta);

@@ -37,6 +37,7 @@ export interface RawPhysMem {
   initMemmapOnMemory(start: number, nr: number, nid: number, zone: number): void;
   onlinePagesRange(start: number, nr: number, markOnline: boolean): void;
   adjustPresentPages(pfn: number, delta: number): void;
+  markSectionsOnline(start: number, nr: number): void;
   isolateRange(start: number, nr: number, undoMigratetype: number): void;
   undoIsolateRange(start: number, nr: number, migratetype: number): void;
   testPagesIsolated(start: number, nr: number): number;

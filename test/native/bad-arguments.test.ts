@@ -11,6 +11,7 @@ const VALID: Record<keyof RawPhysMem, unknown[]> = {
   initMemmapOnMemory: [2 * S, 512, 0, 2],
   onlinePagesRange: [0, S, true],
   adjustPresentPages: [0, 0],
+  markSectionsOnline: [0, S],
   isolateRange: [0, 512, -1],
   undoIsolateRange: [0, 512, -1],
   testPagesIsolated: [0, 512],

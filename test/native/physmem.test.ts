@@ -47,7 +47,21 @@ function expectErr(fn: () => unknown, code: string, pfn?: number): KernelError {
 
 describe('native PhysMem', () => {
   describe('online and the buddy allocator', () => {
-    it('onlines a section into 32 max-order blocks on the Movable list, present = managed = free', () => {
+    it('markSectionsOnline: a boot section held entirely by memblock is online, and span shrinking sees it', () => {
+    const pm = new PhysMem();
+    pm.addSections(0, 2 * S, 0);
+    pm.moveRangeToZone(0, 2 * S, 0, 'Normal', { reserved: true, isolate: false });
+    pm.onlinePagesRange(S, S);
+    pm.adjustPresentPages(0, 2 * S);
+    assert.equal(pm.sectionInfo(0).online, false);
+    pm.markSectionsOnline(0, S);
+    assert.equal(pm.sectionInfo(0).online, true);
+    expectErr(() => pm.markSectionsOnline(1, S), 'EINVAL');
+    expectErr(() => pm.markSectionsOnline(4 * S, S), 'EINVAL');
+    ok(pm);
+  });
+
+  it('onlines a section into 32 max-order blocks on the Movable list, present = managed = free', () => {
       const pm = new PhysMem();
       pm.addSections(S, S, 0);
       online(pm, S, S, 0, 'Normal');
