@@ -6,52 +6,65 @@
  * (QMP, guest harness, scenario files) add their own subclasses of {@link MemhpError}.
  */
 
-/** Linux x86_64 errno numbers, by name, for the errors memory hotplug can produce. */
+/**
+ * Linux x86_64 errno numbers by name (include/uapi/asm-generic/errno-base.h and errno.h; aliases such as
+ * EWOULDBLOCK left out so every number has one name).
+ */
 export const ERRNO = {
-  EPERM: 1,
-  ENOENT: 2,
-  ESRCH: 3,
-  EINTR: 4,
-  EIO: 5,
-  ENXIO: 6,
-  E2BIG: 7,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EFAULT: 14,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  ENOSPC: 28,
-  ERANGE: 34,
-  EDEADLK: 35,
-  ENOSYS: 38,
-  ENODATA: 61,
-  EOPNOTSUPP: 95,
-  ETIMEDOUT: 110,
-  ECANCELED: 125,
-  EHWPOISON: 133,
+  EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10, EAGAIN: 11,
+  ENOMEM: 12, EACCES: 13, EFAULT: 14, ENOTBLK: 15, EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20,
+  EISDIR: 21, EINVAL: 22, ENFILE: 23, EMFILE: 24, ENOTTY: 25, ETXTBSY: 26, EFBIG: 27, ENOSPC: 28, ESPIPE: 29,
+  EROFS: 30, EMLINK: 31, EPIPE: 32, EDOM: 33, ERANGE: 34, EDEADLK: 35, ENAMETOOLONG: 36, ENOLCK: 37, ENOSYS: 38,
+  ENOTEMPTY: 39, ELOOP: 40, ENOMSG: 42, EIDRM: 43, ECHRNG: 44, EL2NSYNC: 45, EL3HLT: 46, EL3RST: 47, ELNRNG: 48,
+  EUNATCH: 49, ENOCSI: 50, EL2HLT: 51, EBADE: 52, EBADR: 53, EXFULL: 54, ENOANO: 55, EBADRQC: 56, EBADSLT: 57,
+  EBFONT: 59, ENOSTR: 60, ENODATA: 61, ETIME: 62, ENOSR: 63, ENONET: 64, ENOPKG: 65, EREMOTE: 66, ENOLINK: 67,
+  EADV: 68, ESRMNT: 69, ECOMM: 70, EPROTO: 71, EMULTIHOP: 72, EDOTDOT: 73, EBADMSG: 74, EOVERFLOW: 75, ENOTUNIQ: 76,
+  EBADFD: 77, EREMCHG: 78, ELIBACC: 79, ELIBBAD: 80, ELIBSCN: 81, ELIBMAX: 82, ELIBEXEC: 83, EILSEQ: 84,
+  ERESTART: 85, ESTRPIPE: 86, EUSERS: 87, ENOTSOCK: 88, EDESTADDRREQ: 89, EMSGSIZE: 90, EPROTOTYPE: 91,
+  ENOPROTOOPT: 92, EPROTONOSUPPORT: 93, ESOCKTNOSUPPORT: 94, EOPNOTSUPP: 95, EPFNOSUPPORT: 96, EAFNOSUPPORT: 97,
+  EADDRINUSE: 98, EADDRNOTAVAIL: 99, ENETDOWN: 100, ENETUNREACH: 101, ENETRESET: 102, ECONNABORTED: 103,
+  ECONNRESET: 104, ENOBUFS: 105, EISCONN: 106, ENOTCONN: 107, ESHUTDOWN: 108, ETOOMANYREFS: 109, ETIMEDOUT: 110,
+  ECONNREFUSED: 111, EHOSTDOWN: 112, EHOSTUNREACH: 113, EALREADY: 114, EINPROGRESS: 115, ESTALE: 116, EUCLEAN: 117,
+  ENOTNAM: 118, ENAVAIL: 119, EISNAM: 120, EREMOTEIO: 121, EDQUOT: 122, ENOMEDIUM: 123, EMEDIUMTYPE: 124,
+  ECANCELED: 125, ENOKEY: 126, EKEYEXPIRED: 127, EKEYREVOKED: 128, EKEYREJECTED: 129, EOWNERDEAD: 130,
+  ENOTRECOVERABLE: 131, ERFKILL: 132, EHWPOISON: 133,
 } as const;
 
-/** The name of an errno memhp knows, e.g. `'EBUSY'`. */
-export type ErrnoCode = keyof typeof ERRNO;
+/** A named errno. */
+export type NamedErrno = keyof typeof ERRNO;
 
-const ERRNO_BY_NUMBER: ReadonlyMap<number, ErrnoCode> = new Map(
-  (Object.entries(ERRNO) as [ErrnoCode, number][]).map(([k, v]) => [v, k]),
+/**
+ * An errno name: a named one (`'EBUSY'`), or `E<n>` for a number without a name, which the kernel can
+ * still return (a notifier may veto with any value down to -4095, MAX_ERRNO).
+ */
+export type ErrnoCode = NamedErrno | `E${number}`;
+
+const ERRNO_BY_NUMBER: ReadonlyMap<number, NamedErrno> = new Map(
+  (Object.entries(ERRNO) as [NamedErrno, number][]).map(([k, v]) => [v, k]),
 );
 
-/** The errno name for a (positive or negative) errno number, or undefined if memhp does not know it. */
-export function errnoName(errno: number): ErrnoCode | undefined {
+/** The name of a (positive or negative) errno number, or undefined when it has none. */
+export function errnoName(errno: number): NamedErrno | undefined {
   return ERRNO_BY_NUMBER.get(Math.abs(errno));
 }
 
-/** True when `code` names an errno memhp knows. */
+/** The errno code of a number: its name, else `E<n>`, for 1..4095 (MAX_ERRNO); undefined otherwise. */
+export function errnoCode(errno: number): ErrnoCode | undefined {
+  const n = Math.abs(errno);
+  if (!Number.isInteger(n) || n < 1 || n > 4095) return undefined;
+  return errnoName(n) ?? `E${n}`;
+}
+
+/** True when `code` is an errno code: a known name, or `E<n>` with n in 1..4095. */
 export function isErrnoCode(code: string): code is ErrnoCode {
-  return Object.prototype.hasOwnProperty.call(ERRNO, code);
+  if (Object.prototype.hasOwnProperty.call(ERRNO, code)) return true;
+  const m = /^E([1-9]\d{0,3})$/.exec(code);
+  return m !== null && Number(m[1]) <= 4095;
+}
+
+/** The positive errno number of a code. */
+export function errnoNumber(code: ErrnoCode): number {
+  return Object.prototype.hasOwnProperty.call(ERRNO, code) ? ERRNO[code as NamedErrno] : Number(code.slice(1));
 }
 
 /** Base class of every error memhp raises deliberately. */
@@ -89,15 +102,15 @@ export class KernelError extends MemhpError {
     super(message);
     if (!isErrnoCode(code)) throw new TypeError(`KernelError: unknown errno code ${String(code)}`);
     this.code = code;
-    this.errno = ERRNO[code];
+    this.errno = errnoNumber(code);
     this.details = details;
     if (typeof details.pfn === 'number') this.pfn = details.pfn;
   }
 
   /** Build a KernelError from a negative (kernel style) or positive errno number. */
   static fromErrno(errno: number, message: string, details?: KernelErrorDetails): KernelError {
-    const code = errnoName(errno);
-    if (!code) throw new TypeError(`KernelError: unknown errno ${errno}`);
+    const code = errnoCode(errno);
+    if (!code) throw new TypeError(`KernelError: not an errno: ${errno}`);
     return new KernelError(code, message, details);
   }
 }
