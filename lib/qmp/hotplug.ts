@@ -142,16 +142,34 @@ export interface PlugDimmOptions extends WaitOptions {
   waitOnline?: boolean | ((dev: DimmDevice, signal: AbortSignal) => Promise<void>);
 }
 
+/** How to wait for a virtio-mem device to converge (its plugged `size` to equal `requested-size`). */
+export interface ConvergeOptions extends WaitOptions {
+  /**
+   * Poll `query-memory-devices` this often (ms); default 100. MEMORY_DEVICE_SIZE_CHANGE only wakes
+   * the wait early: QEMU rate-limits it to one per second per device and it carries the size at the
+   * moment it was queued, so it is often an intermediate size and the last one can come a second late.
+   */
+  pollMs?: number;
+}
+
 /** Options of {@link MemoryHotplug.addVirtioMem}. */
-export interface AddVirtioMemOptions extends WaitOptions {
+export interface AddVirtioMemOptions extends ConvergeOptions {
   id?: string;
   /** The device's maximum size (the backend size). */
   size: Size;
   requestedSize?: Size;
-  /** virtio-mem block size; default QEMU's (2 MiB on x86 with THP). */
+  /**
+   * virtio-mem block size; default QEMU's (2 MiB on x86 with THP). Smaller than the guest memory
+   * block (128 MiB) makes Linux drive it in sub-block mode (SBM), a multiple of it in big-block mode (BBM).
+   */
   blockSize?: Size;
   node?: number;
   memdev?: string;
+  /**
+   * Wait until the guest has plugged `requestedSize` (as {@link MemoryHotplug.resizeVirtioMem} does);
+   * needs a guest whose virtio_mem driver is bound. Default false: return once QEMU has the device.
+   */
+  waitConverged?: boolean;
 }
 
 const MiB = 2 ** 20;
@@ -237,6 +255,13 @@ function addPlan(id: string, memdev: string, size: number, dev: Record<string, u
       { execute: 'device_add', arguments: dev },
     ],
   };
+}
+
+/** Why a virtio-mem device may have stopped short of its requested size, judged by where it stopped. */
+function convergeHint(startSize: number, size: number, requested: number): string {
+  if (size === startSize) return 'the guest did not move (is its virtio_mem driver loaded and the guest running?)';
+  if (size < requested) return 'the guest plugged part of it (out of guest memory for the memmap, or hot-added memory left offline)';
+  return 'the guest unplugged part of it and keeps retrying (memory it cannot migrate, e.g. blocks onlined to ZONE_NORMAL)';
 }
 
 /** Memory hotplug of one QEMU machine through a {@link QmpClient}. */
@@ -346,7 +371,11 @@ export class MemoryHotplug {
 
   /** Check an unplug and return its commands (device_del, then object-del of the backend). */
   async planUnplugDimm(id: string): Promise<Plan & { device: DimmDevice }> {
-    const device = (await this.listMemoryDevices()).find((d): d is DimmDevice => d.type === 'dimm' && d.id === id);
+    const found = (await this.listMemoryDevices()).find((d) => d.id === id);
+    if (found?.type === 'virtio-mem') {
+      throw new HotplugError('NO_SUCH_DEVICE', `${id}: a virtio-mem device, not a pc-dimm; QEMU does not unplug virtio-mem devices (resize it to 0 instead)`);
+    }
+    const device = found?.type === 'dimm' ? found : undefined;
     if (!device) throw new HotplugError('NO_SUCH_DEVICE', `${id}: no such pc-dimm`);
     const memdev = device.memdev.replace(/^\/objects\//, '');
     return {
@@ -430,11 +459,35 @@ export class MemoryHotplug {
     return addPlan(id, memdev, size, dev);
   }
 
-  /** Add a virtio-mem device (backend + virtio-mem-pci), rolling back the backend if QEMU refuses the device. */
+  /**
+   * Add a virtio-mem device (backend + virtio-mem-pci), rolling back the backend if QEMU refuses the
+   * device; with `waitConverged`, wait until the guest has plugged the requested size.
+   * The device stays for the life of the machine: QEMU (7.2) refuses `device_del` of virtio-mem
+   * devices, so memory goes back by resizing to 0.
+   * @throws HotplugError a check failed; QmpError QEMU refused (rolled back); HotplugTimeoutError no convergence (the device stays)
+   */
   async addVirtioMem(o: AddVirtioMemOptions): Promise<VirtioMemDevice> {
     const plan = await this.planAddVirtioMem(o);
-    await this.#applyAdd(plan);
-    return this.#virtioMem(plan.id);
+    const add = async (): Promise<VirtioMemDevice> => (await this.#applyAdd(plan), this.#virtioMem(plan.id));
+    if (!o.waitConverged) return add();
+    // Listening starts before device_add: a bound driver starts plugging as soon as it probes the device.
+    return this.#converge(`add ${plan.id}`, plan.id, o, async () => {
+      const dev = await add();
+      return { start: dev, requested: dev.requestedSize };
+    });
+  }
+
+  /**
+   * Wait until virtio-mem device `id` has plugged its requested size, changing nothing: for a device
+   * added before the guest's driver was bound (the driver plugs the pending request when it probes),
+   * or after a resize that timed out.
+   * @throws HotplugError NO_SUCH_DEVICE; HotplugTimeoutError as {@link MemoryHotplug.resizeVirtioMem}
+   */
+  async waitVirtioMem(id: string, opts: ConvergeOptions = {}): Promise<VirtioMemDevice> {
+    return this.#converge(`wait for ${id}`, id, opts, async () => {
+      const dev = await this.#virtioMem(id);
+      return { start: dev, requested: dev.requestedSize };
+    });
   }
 
   /** The `qom-set` a resize sends. */
@@ -457,33 +510,69 @@ export class MemoryHotplug {
   }
 
   /**
-   * Ask a virtio-mem device for a new size and wait until the guest's plugged size equals it
-   * (on MEMORY_DEVICE_SIZE_CHANGE, and by polling every `pollMs` in case the event is missed).
-   * @throws HotplugTimeoutError with `details.size` (reached) and `details.startSize`
+   * Ask a virtio-mem device for a new size (`qom-set requested-size`) and wait until the guest's
+   * plugged size equals it. The guest's virtio_mem driver does the work: it adds and onlines memory
+   * blocks (or plugs sub-blocks of blocks it already has) to grow, and to shrink it offlines and
+   * removes whole blocks, or, where offlining fails, takes single sub-blocks out of online blocks.
+   * Convergence is QEMU's view of the device. When shrinking, the guest gives the memory up before it
+   * tells the device, so it is gone from the guest by then; when growing, the driver has the device
+   * plug sub-blocks first and adds and onlines the memory block afterwards, so the memory can show up
+   * in the guest (sysfs, MemTotal) a little later.
+   * Setting the size a device already has returns at once, but still notifies the guest, which makes
+   * its driver retry pending work (e.g. removing blocks it emptied while offlining them failed).
+   * @throws HotplugError a check failed (nothing sent)
+   * @throws HotplugTimeoutError no convergence in time, with `details.size` (reached), `details.startSize`
+   *   and `details.requestedSize`; `requested-size` stays set and the guest keeps working towards it
    */
-  async resizeVirtioMem(id: string, requestedSize: Size, opts: WaitOptions & { pollMs?: number } = {}): Promise<VirtioMemDevice> {
+  async resizeVirtioMem(id: string, requestedSize: Size, opts: ConvergeOptions = {}): Promise<VirtioMemDevice> {
     const plan = await this.planResizeVirtioMem(id, requestedSize);
     const [set] = plan.steps as [QmpStep];
-    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    return this.#converge(`resize ${id}`, id, opts, async (signal) => {
+      await this.qmp.execute(set.execute, set.arguments, { signal });
+      return { start: plan.device, requested: plan.requested };
+    });
+  }
+
+  /**
+   * Run `act` (which changes device `id` and says from what size to what size), then wait until the
+   * device has plugged the requested size: poll query-memory-devices every `pollMs`, earlier when a
+   * MEMORY_DEVICE_SIZE_CHANGE of the device arrives (listened to from before `act`).
+   */
+  async #converge(
+    what: string,
+    id: string,
+    o: ConvergeOptions,
+    act: (signal: AbortSignal) => Promise<{ start: VirtioMemDevice; requested: number }>,
+  ): Promise<VirtioMemDevice> {
     const events = this.qmp.events(['MEMORY_DEVICE_SIZE_CHANGE']);
-    const dl = deadline(`resize ${id}`, timeoutMs, opts.signal);
-    let dev = plan.device;
+    const timeoutMs = o.timeoutMs ?? this.#timeoutMs;
+    const dl = deadline(what, timeoutMs, o.signal);
+    const mine = async (): Promise<void> => {
+      for (;;) {
+        const e = await nextEvent(events, dl.signal);
+        if (e.data.id === id || e.data['qom-path'] === `/machine/peripheral/${id}`) return;
+      }
+    };
+    let target: { start: VirtioMemDevice; requested: number } | undefined;
+    let dev: VirtioMemDevice | undefined;
     try {
-      await this.qmp.execute(set.execute, set.arguments, { signal: dl.signal });
+      target = await act(dl.signal);
       // One pending read across iterations, so no event is swallowed by an abandoned reader.
-      let next = nextEvent(events, dl.signal);
+      let next = mine();
       next.catch(() => undefined); // may be left pending when we return
       for (;;) {
         dev = await this.#virtioMem(id);
-        if (dev.size === plan.requested) return dev;
-        const nap = sleep(opts.pollMs ?? 250, dl.signal);
+        if (dev.size === target.requested) return dev;
+        const nap = sleep(o.pollMs ?? 100, dl.signal);
         const woke = await Promise.race([next.then(() => true), nap.then(() => false)]).finally(() => nap.cancel());
-        if (woke) (next = nextEvent(events, dl.signal)).catch(() => undefined);
+        if (woke) (next = mine()).catch(() => undefined);
       }
     } catch (e) {
-      if (e instanceof QmpTimeoutError && dl.signal.reason === e) {
-        throw new HotplugTimeoutError(`resize ${id}`, timeoutMs, { size: dev.size, startSize: plan.device.size, requestedSize: plan.requested },
-          `plugged ${formatSize(dev.size)} of ${formatSize(plan.requested)} requested (is the guest's virtio_mem driver loaded?)`);
+      if (e instanceof QmpTimeoutError && dl.signal.reason === e && target) {
+        const { start, requested } = target;
+        const size = dev?.size ?? start.size;
+        throw new HotplugTimeoutError(what, timeoutMs, { size, startSize: start.size, requestedSize: requested },
+          `plugged ${formatSize(size)} of ${formatSize(requested)} requested; ${convergeHint(start.size, size, requested)}`);
       }
       throw e;
     } finally {
