@@ -1,0 +1,98 @@
+/**
+ * What a scenario run observed: every step's result, the trace records it produced, and sysfs
+ * snapshots. Plain JSON (no bigint, no classes), so an observation can be saved, printed with `--json`
+ * and diffed against one made elsewhere (a guest run against a simulator run).
+ */
+import type { ErrnoCode } from '../errors.js';
+import type { TraceRecord } from '../kernel/trace.js';
+import type { Step } from './schema.js';
+
+/** Which kind of target produced an observation. */
+export type TargetKind = 'guest' | 'sim';
+
+/** The text of a pseudo file without its one trailing newline, or the errno reading it gave. */
+export type FileValue = string | { readonly errno: ErrnoCode };
+
+/** One `/sys/devices/system/memory/memoryN/` directory. */
+export interface BlockSnapshot {
+  /** `state`: online, offline, going-offline. */
+  readonly state: FileValue;
+  /** `online`: 1 or 0. */
+  readonly online: FileValue;
+  /** `valid_zones`, e.g. 'Normal Movable', 'Movable', 'none'. */
+  readonly valid_zones: FileValue;
+  /** `phys_index`: the block id as %08x. */
+  readonly phys_index: FileValue;
+  /** `removable`: always 1 on the modelled kernels. */
+  readonly removable: FileValue;
+  /** `phys_device`: 0 on x86. */
+  readonly phys_device: FileValue;
+  /** The `nodeN` links in the block's directory, e.g. ['node1'] (normally exactly one). */
+  readonly nodes: readonly string[];
+}
+
+/** The memory-block view of sysfs at one moment. */
+export interface Snapshot {
+  /** The label the snapshot step gave, if any. */
+  readonly name?: string;
+  /** `/sys/devices/system/memory/`. */
+  readonly memory: {
+    /** `block_size_bytes` (hex, e.g. '8000000'). */
+    readonly block_size_bytes: FileValue;
+    /** `auto_online_blocks`: offline, online, online_kernel, online_movable. */
+    readonly auto_online_blocks: FileValue;
+    /** Each `memoryN` directory, by name, in block order. */
+    readonly blocks: Readonly<Record<string, BlockSnapshot>>;
+  };
+  /** `/sys/devices/system/node/`. */
+  readonly node: {
+    /** `has_memory`: a node list such as '0-1'. */
+    readonly has_memory: FileValue;
+    /** `has_normal_memory`: a node list. */
+    readonly has_normal_memory: FileValue;
+    /** Each `nodeN` directory, by name, with the `memoryM` links it holds in block order. */
+    readonly nodes: Readonly<Record<string, readonly string[]>>;
+  };
+}
+
+/** What a step returned: success (with a read's text), the kernel's errno, or not applicable on this target. */
+export type StepResult =
+  | { readonly status: 'ok'; readonly value?: string }
+  | { readonly status: 'error'; readonly errno: ErrnoCode; readonly message: string }
+  | { readonly status: 'n/a'; readonly reason: string };
+
+/** One step of a run. */
+export interface StepObservation {
+  /** Position in the scenario, from 0. */
+  readonly index: number;
+  /** The step as text (`plug d1 1G node=1`). */
+  readonly text: string;
+  /** The step itself. */
+  readonly step: Step;
+  /** Its result. */
+  readonly result: StepResult;
+  /** Set when the step had an `expect` (or a read `value`) that the result did not meet: what was wrong. */
+  readonly unmet?: string;
+  /** The target's trace records from the step's start to its end. */
+  readonly trace: readonly TraceRecord[];
+  /** For a `snapshot` step. */
+  readonly snapshot?: Snapshot;
+  /** Wall-clock milliseconds the step took (host clock). */
+  readonly ms: number;
+}
+
+/** A whole run. */
+export interface Observation {
+  /** The scenario's name. */
+  readonly scenario: string;
+  /** Guest or simulator. */
+  readonly target: TargetKind;
+  /** The kernel: its profile name ('6.12') and release ('6.12.117+deb13-amd64' on a guest). */
+  readonly kernel: { readonly profile: string; readonly release: string };
+  /** Every step, in order (fewer than the scenario has when a run was cut short). */
+  readonly steps: readonly StepObservation[];
+  /** Milliseconds for all steps. */
+  readonly ms: number;
+  /** Milliseconds to boot the guest (guest runs only). */
+  readonly bootMs?: number;
+}

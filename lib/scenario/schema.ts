@@ -1,0 +1,548 @@
+/**
+ * The scenario format (DESIGN.md, "Scenarios"): one JSON or YAML document drives the simulator and a
+ * real guest alike. It is validated with zod; an invalid document gets a {@link ScenarioError} that
+ * names the path of every bad field (`steps[3].plug.size`) and what was expected there.
+ *
+ * Names are the kernel's: command-line parameters as the kernel spells them, online types as `state`
+ * takes them, notifier actions as `include/linux/memory.h` has them, errno names.
+ *
+ * ```yaml
+ * name: plug-online-movable
+ * machine:
+ *   kernel: [6.1, 6.12, latest]
+ *   memory: 512M
+ *   nodes: 2
+ *   cmdline: [memhp_default_state=online_movable]
+ * steps:
+ *   - plug: {id: d1, size: 1G, node: 1}
+ *   - snapshot
+ *   - write: {path: /sys/devices/system/memory/memory32/state, value: offline}
+ *   - inject: {action: MEM_GOING_ONLINE, errno: ENOMEM}
+ *   - write: {path: /sys/devices/system/memory/memory32/state, value: online, expect: ENOMEM}
+ *   - uninject
+ *   - unplug: d1
+ * ```
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
+import type { OnlineType } from '../kernel/profile.js';
+import type { PageKind, ZoneType } from '../native/physmem.js';
+import { parseSize } from '../qmp/hotplug.js';
+import { ScenarioError, type ScenarioIssue } from './errors.js';
+
+// ---------------------------------------------------------------------------------------------
+// Types (hand-written for their TSDoc; the schemas below are checked against them).
+
+/** A kernel a scenario runs on: a modelled version, or 'latest' (the newest, sid's kernel). */
+export type ScenarioKernel = '6.1' | '6.12' | '7.2' | 'latest';
+
+/** A size: a byte count or a string with a binary unit as QEMU reads `-m` ('512M', '1G'). */
+export type SizeText = string;
+
+/** What a step expects: `'ok'`, or the errno name the kernel should fail it with (`'EBUSY'`). */
+export type Expect = 'ok' | ErrnoCode;
+
+/** The memory-hotplug parameters of the kernel command line, by their kernel names. */
+export interface KernelCmdline {
+  /** `memhp_default_state=`: the online type of hot-added blocks (sets auto_online_blocks). */
+  memhp_default_state?: OnlineType;
+  /** `memory_hotplug.online_policy=`: zone selection for MMOP_ONLINE. */
+  'memory_hotplug.online_policy'?: 'contig-zones' | 'auto-movable';
+  /** `memory_hotplug.auto_movable_ratio=` (percent, default 301). */
+  'memory_hotplug.auto_movable_ratio'?: number;
+  /** `memory_hotplug.auto_movable_numa_aware=` (default Y). */
+  'memory_hotplug.auto_movable_numa_aware'?: boolean;
+  /** `memory_hotplug.memmap_on_memory=`: on, off, or (6.12+) `force`. */
+  'memory_hotplug.memmap_on_memory'?: boolean | 'force';
+  /** `movable_node`: hotpluggable nodes' memory goes to ZONE_MOVABLE. */
+  movable_node?: boolean;
+}
+
+/** The machine a scenario runs on: QEMU's `pc` machine, or the simulator's model of it. */
+export interface MachineDescription {
+  /** The kernels the scenario is meant for (a run picks one). Default: all of them. */
+  kernels: ScenarioKernel[];
+  /** Boot RAM, all on node 0 (`-m`). Default '512M'. */
+  memory: SizeText;
+  /** NUMA nodes: node 0 has the boot RAM, nodes 1.. start memoryless with one vCPU each. Default 1. */
+  nodes: number;
+  /** vCPUs; default one per node. */
+  cpus?: number;
+  /** DIMM slots (`-m …,slots=`). Default 8. */
+  slots: number;
+  /** `-m …,maxmem=`: boot RAM plus the hotplug window. Default '8G'. */
+  maxMemory: SizeText;
+  /** Memory-hotplug kernel parameters. Written as a list of words or as a map. */
+  cmdline: KernelCmdline;
+}
+
+/** `plug`: ACPI pc-dimm add (`device_add pc-dimm,id=…,node=…`). */
+export interface PlugStep {
+  op: 'plug';
+  /** The device id. */
+  id: string;
+  /** The DIMM size. */
+  size: SizeText;
+  /** The DIMM's node (ACPI _PXM). Default 0. */
+  node?: number;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `unplug`: ACPI eject (`device_del`); a guest refusal is EBUSY. */
+export interface UnplugStep {
+  op: 'unplug';
+  /** The device id. */
+  id: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `write`: `echo -n value > path`. */
+export interface WriteStep {
+  op: 'write';
+  /** Absolute path (sysfs, debugfs). */
+  path: string;
+  /** The bytes written. */
+  value: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `read`: `cat path`; the step's result value is the file's text. */
+export interface ReadStep {
+  op: 'read';
+  /** Absolute path. */
+  path: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+  /** Expected text, compared without its trailing newline; unchecked when absent. */
+  value?: string;
+}
+
+/** Notifier actions the memory notifier error-injection module has a file for. */
+export type InjectAction = 'MEM_GOING_ONLINE' | 'MEM_GOING_OFFLINE';
+
+/**
+ * `inject`: make the memory notifier chain fail `action` with `-errno`: load
+ * `memory-notifier-error-inject` (with `priority`) and write to
+ * `/sys/kernel/debug/notifier-error-inject/memory/actions/<action>/error`.
+ */
+export interface InjectStep {
+  op: 'inject';
+  /** The action to fail. */
+  action: InjectAction;
+  /** The error the notifier returns (written as its negative number). */
+  errno: ErrnoCode;
+  /** The module's notifier priority (module parameter). Default 0. */
+  priority: number;
+}
+
+/** `uninject`: write 0 to the error file of `action`, or of both actions. The module stays loaded. */
+export interface UninjectStep {
+  op: 'uninject';
+  /** The action to stop failing; all when absent. */
+  action?: InjectAction;
+}
+
+/** `insmod`: load a kernel module. */
+export interface InsmodStep {
+  op: 'insmod';
+  /** Module name, e.g. 'memory-notifier-error-inject'. */
+  module: string;
+  /** Module parameters. */
+  params?: Record<string, string | number>;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `rmmod`: unload a kernel module. */
+export interface RmmodStep {
+  op: 'rmmod';
+  /** Module name. */
+  module: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `alloc`: allocate pages in the simulated machine (simulator only; a guest reports it not applicable). */
+export interface AllocStep {
+  op: 'alloc';
+  /** A name for the allocation, for later steps. */
+  id?: string;
+  /** Number of blocks of 2^order pages. */
+  count: number;
+  /** Order of each block (0..10). Default 0. */
+  order?: number;
+  /** movable (default), unmovable, reclaimable or pinned. */
+  kind?: PageKind;
+  /** Preferred node. Default 0. */
+  nid?: number;
+  /** `__GFP_THISNODE`: never fall back to another node. */
+  thisNode?: boolean;
+  /** Highest zone allowed (the GFP zone modifier). */
+  highestZone?: ZoneType;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `snapshot`: record `/sys/devices/system/memory` and the node files. */
+export interface SnapshotStep {
+  op: 'snapshot';
+  /** A label for the snapshot. */
+  name?: string;
+}
+
+/** One step of a scenario, discriminated by `op` (the key it was written under). */
+export type Step =
+  | PlugStep
+  | UnplugStep
+  | WriteStep
+  | ReadStep
+  | InjectStep
+  | UninjectStep
+  | InsmodStep
+  | RmmodStep
+  | AllocStep
+  | SnapshotStep;
+
+/** The name of a step operation. */
+export type StepOp = Step['op'];
+
+/** A validated scenario. */
+export interface Scenario {
+  /** The scenario's name (default: the file name without extension). */
+  name: string;
+  /** What the scenario shows. */
+  description?: string;
+  /** The machine it runs on. */
+  machine: MachineDescription;
+  /** What it does, in order. */
+  steps: Step[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas.
+
+/** The kernels a scenario may name, in the order a full run visits them. */
+export const SCENARIO_KERNELS: readonly ScenarioKernel[] = ['6.1', '6.12', 'latest'];
+const KERNEL_NAMES = ['6.1', '6.12', '7.2', 'latest'] as const satisfies readonly ScenarioKernel[];
+const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const satisfies readonly OnlineType[];
+// Kept here, not imported: lib/native/physmem.js loads the addon, and parsing a file needs no addon.
+const PAGE_KIND_NAMES = ['movable', 'unmovable', 'reclaimable', 'pinned'] as const satisfies readonly PageKind[];
+const ZONE_NAMES = ['DMA', 'DMA32', 'Normal', 'Movable'] as const satisfies readonly ZoneType[];
+const ERRNO_EXAMPLES = 'such as EBUSY, EINVAL, ENOMEM, or E<n> for a number without a name';
+const INJECT_ACTIONS = ['MEM_GOING_ONLINE', 'MEM_GOING_OFFLINE'] as const satisfies readonly InjectAction[];
+
+const list = (xs: readonly string[]): string => xs.join(', ');
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** YAML reads `6.12` and `1` as numbers; where text is meant, take the number's text. */
+const numberAsText = (v: unknown): unknown => (typeof v === 'number' ? String(v) : v);
+
+const sizeText = z.preprocess(
+  numberAsText,
+  z
+    .string({ error: "expected a size: a byte count or a string such as '256M' or '1G'" })
+    .refine((s) => {
+      try {
+        return parseSize(s) > 0;
+      } catch {
+        return false;
+      }
+    }, "expected a size: a byte count or a string such as '256M' or '1G'"),
+);
+
+const errnoNameSchema = z.custom<ErrnoCode>((v) => typeof v === 'string' && isErrnoCode(v), { error: `expected an errno name ${ERRNO_EXAMPLES}` });
+const expectSchema = z.custom<Expect>((v) => v === 'ok' || (typeof v === 'string' && isErrnoCode(v)), { error: `expected 'ok' or an errno name ${ERRNO_EXAMPLES}` });
+const uint = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(0, `expected ${what}`);
+/** A whole number in [min, max], with one message for every way of missing it. */
+const count = (what: string, min: number, max: number) =>
+  z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(min, `expected ${what}`).max(max, `expected ${what}`);
+const deviceId = z.string({ error: 'expected a device id' }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a QEMU device id: a letter, then letters, digits, _ . -');
+const sysPath = z.string({ error: 'expected an absolute path' }).startsWith('/', 'expected an absolute path');
+const moduleName = z.string({ error: 'expected a module name' }).regex(/^[A-Za-z0-9_-]+$/, "expected a module name such as 'memory-notifier-error-inject'");
+
+/** kstrtobool's spellings, plus YAML's true/false. */
+const kernelBool = z.preprocess((v) => {
+  if (typeof v === 'number' && (v === 0 || v === 1)) return v === 1;
+  if (typeof v !== 'string') return v;
+  if (/^(1|y|yes|on|true)$/i.test(v)) return true;
+  if (/^(0|n|no|off|false)$/i.test(v)) return false;
+  return v;
+}, z.boolean({ error: 'expected a boolean (1/0, Y/N, on/off)' }));
+
+const cmdlineSchema = z.preprocess(
+  // The list form is what a kernel command line looks like: `word` or `name=value`.
+  (v) => {
+    if (!Array.isArray(v) || !v.every((w) => typeof w === 'string')) return v;
+    const o: Record<string, unknown> = {};
+    for (const w of v as string[]) {
+      const eq = w.indexOf('=');
+      o[eq < 0 ? w : w.slice(0, eq)] = eq < 0 ? true : w.slice(eq + 1);
+    }
+    return o;
+  },
+  z.strictObject(
+    {
+      memhp_default_state: z.enum(ONLINE_TYPES, { error: `expected an online type (${list(ONLINE_TYPES)})` }).optional(),
+      'memory_hotplug.online_policy': z.enum(['contig-zones', 'auto-movable'], { error: 'expected contig-zones or auto-movable' }).optional(),
+      'memory_hotplug.auto_movable_ratio': z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), uint('a percentage (a whole number)')).optional(),
+      'memory_hotplug.auto_movable_numa_aware': kernelBool.optional(),
+      'memory_hotplug.memmap_on_memory': z.union([z.literal('force'), kernelBool], { error: 'expected a boolean (1/0, Y/N) or force' }).optional(),
+      movable_node: kernelBool.optional(),
+    },
+    {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown kernel parameter ${iss.keys.map((k) => `'${k}'`).join(', ')} (memhp models: memhp_default_state, memory_hotplug.online_policy, memory_hotplug.auto_movable_ratio, memory_hotplug.auto_movable_numa_aware, memory_hotplug.memmap_on_memory, movable_node)`
+          : iss.code === 'invalid_type' && iss.expected === 'object'
+            ? "expected kernel parameters: a list of words such as 'memhp_default_state=online_movable', or a map"
+            : undefined,
+    },
+  ),
+);
+
+const kernelsSchema = z.preprocess(
+  (v) => (Array.isArray(v) ? v.map(numberAsText) : v === undefined ? undefined : [numberAsText(v)]),
+  z
+    .array(z.enum(KERNEL_NAMES, { error: `expected a kernel: ${list(KERNEL_NAMES)} (quote versions in YAML: '6.10' reads as 6.1)` }))
+    .min(1, 'expected at least one kernel'),
+);
+
+const machineSchema = z
+  .strictObject(
+    {
+      kernel: kernelsSchema.default([...SCENARIO_KERNELS]),
+      memory: sizeText.default('512M'),
+      nodes: count('a node count (1..64)', 1, 64).default(1),
+      cpus: count('a vCPU count (1..288)', 1, 288).optional(),
+      slots: count('a slot count (0..256)', 0, 256).default(8),
+      maxMemory: sizeText.default('8G'),
+      cmdline: cmdlineSchema.default({}),
+    },
+    { error: unknownKey('machine field', ['kernel', 'memory', 'nodes', 'cpus', 'slots', 'maxMemory', 'cmdline']) },
+  )
+  .transform(({ kernel, ...rest }): MachineDescription => ({ kernels: kernel, ...rest }));
+
+/** An error map for strict objects: name the unknown key and the known ones. */
+function unknownKey(what: string, known: readonly string[]) {
+  return (iss: { code?: string; keys?: string[] }): string | undefined =>
+    iss.code === 'unrecognized_keys' ? `unknown ${what} ${(iss.keys ?? []).map((k) => `'${k}'`).join(', ')} (expected one of: ${list(known)})` : undefined;
+}
+
+/** An object schema whose bare-value shorthand (`unplug: d1`) fills `field`; null/absent is `{}`. */
+function args<S extends z.core.$ZodShape>(op: string, shape: S, shorthand?: keyof S & string) {
+  return z.preprocess(
+    (v) => (v === null || v === undefined ? {} : shorthand && (typeof v === 'string' || typeof v === 'number') ? { [shorthand]: v } : v),
+    z.strictObject(shape, {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown field ${iss.keys.map((k) => `'${k}'`).join(', ')} of ${op} (expected: ${list(Object.keys(shape))})`
+          : iss.code === 'invalid_type' && iss.expected === 'object'
+            ? `expected the fields of ${op} (${list(Object.keys(shape))})${shorthand ? ` or just its ${shorthand}` : ''}`
+            : undefined,
+    }),
+  );
+}
+
+const STEP_SCHEMAS = {
+  plug: args('plug', { id: deviceId, size: sizeText, node: uint('a node id').optional(), expect: expectSchema.optional() }),
+  unplug: args('unplug', { id: deviceId, expect: expectSchema.optional() }, 'id'),
+  write: args('write', {
+    path: sysPath,
+    value: z.preprocess(numberAsText, z.string({ error: 'expected the text to write' })),
+    expect: expectSchema.optional(),
+  }),
+  read: args('read', { path: sysPath, expect: expectSchema.optional(), value: z.preprocess(numberAsText, z.string()).optional() }, 'path'),
+  inject: args('inject', {
+    action: z.enum(INJECT_ACTIONS, { error: `expected a notifier action with an error-injection file (${list(INJECT_ACTIONS)})` }),
+    // An errno name, or its number with either sign as the `error` file takes it.
+    errno: z.preprocess((v) => (typeof v === 'number' ? (errnoCode(v) ?? v) : v), errnoNameSchema),
+    priority: z.number({ error: 'expected a notifier priority (an integer)' }).int('expected a notifier priority (an integer)').default(0),
+  }),
+  uninject: args('uninject', { action: z.enum(INJECT_ACTIONS, { error: `expected ${list(INJECT_ACTIONS)}` }).optional() }, 'action'),
+  insmod: args('insmod', {
+    module: moduleName,
+    params: z.record(z.string(), z.union([z.string(), z.number()], { error: 'expected a parameter value (text or number)' })).optional(),
+    expect: expectSchema.optional(),
+  }, 'module'),
+  rmmod: args('rmmod', { module: moduleName, expect: expectSchema.optional() }, 'module'),
+  alloc: args('alloc', {
+    id: z.string().optional(),
+    count: count('a block count (1..)', 1, Number.MAX_SAFE_INTEGER),
+    order: count('an order (0..10)', 0, 10).optional(),
+    kind: z.enum(PAGE_KIND_NAMES, { error: `expected a page kind (${list(PAGE_KIND_NAMES)})` }).optional(),
+    nid: uint('a node id').optional(),
+    thisNode: z.boolean().optional(),
+    highestZone: z.enum(ZONE_NAMES, { error: `expected a zone (${list(ZONE_NAMES)})` }).optional(),
+    expect: expectSchema.optional(),
+  }),
+  snapshot: args('snapshot', { name: z.preprocess(numberAsText, z.string()).optional() }, 'name'),
+} as const;
+
+/** The step operations, in the order the format documents them. */
+export const STEP_OPS = Object.keys(STEP_SCHEMAS) as StepOp[];
+
+// The schemas must produce exactly the documented step shapes (checked at compile time).
+type Args<K extends StepOp> = Omit<Extract<Step, { op: K }>, 'op'>;
+const _shapes: { [K in StepOp]: z.ZodType<Args<K>> } = STEP_SCHEMAS;
+void _shapes;
+
+const stepShape = Object.fromEntries(STEP_OPS.map((op) => [op, STEP_SCHEMAS[op].optional()])) as { [K in StepOp]: z.ZodOptional<(typeof STEP_SCHEMAS)[K]> };
+
+const stepSchema = z.preprocess(
+  // A bare word is a step without arguments: `- snapshot`, `- uninject`.
+  (v) => (typeof v === 'string' ? { [v]: null } : isObject(v) && Object.keys(v).length === 0 ? undefined : v),
+  z
+    .strictObject(stepShape, {
+      error: (iss) =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown step ${iss.keys.map((k) => `'${k}'`).join(', ')} (expected one of: ${list(STEP_OPS)})`
+          : iss.code === 'invalid_type' && iss.expected === 'object'
+            ? `expected a step: an object with one key (${list(STEP_OPS)}) or a bare word such as snapshot`
+            : undefined,
+    })
+    .superRefine((o, ctx) => {
+      const keys = Object.keys(o);
+      // Zero keys means the object had only unknown ones (an empty step never gets here): already reported.
+      if (keys.length > 1) ctx.addIssue({ code: 'custom', message: `expected exactly one operation per step (${list(STEP_OPS)}), got ${list(keys)}` });
+    })
+    .transform((o, ctx): Step => {
+      // zod runs this even after a non-fatal issue (an unknown key); there is then nothing to build.
+      const first = Object.entries(o)[0] as [StepOp, object] | undefined;
+      if (!first) {
+        if (ctx.issues.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a step' });
+        return z.NEVER;
+      }
+      return { op: first[0], ...first[1] } as Step;
+    }),
+);
+
+const scenarioSchema = z.strictObject(
+  {
+    name: z.string({ error: 'expected a scenario name' }).regex(/^[\w.@+-]+$/, 'expected a name of letters, digits and . _ - + @').optional(),
+    description: z.string().optional(),
+    machine: machineSchema.default(() => machineSchema.parse({})),
+    steps: z.array(stepSchema, { error: 'expected a list of steps' }).min(1, 'expected at least one step'),
+  },
+  { error: unknownKey('top-level field', ['name', 'description', 'machine', 'steps']) },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+/** `steps[3].plug.size` from zod's path array. */
+export function formatPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of p) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else {
+      const s = String(k);
+      out += /^[A-Za-z_$][\w$]*$/.test(s) ? (out ? `.${s}` : s) : `[${JSON.stringify(s)}]`;
+    }
+  }
+  return out;
+}
+
+/** Turn zod issues into scenario issues: the path of the bad field, and zod's (or our) message. */
+export function zodIssues(error: z.ZodError): ScenarioIssue[] {
+  return error.issues.map((i) => {
+    // Unrecognized keys are reported on the object; name the key itself in the path.
+    const p = i.code === 'unrecognized_keys' && i.keys.length === 1 ? [...i.path, i.keys[0]!] : i.path;
+    return { path: formatPath(p), message: i.message };
+  });
+}
+
+/** The document format: by file extension, or sniffed ('{' starts JSON). */
+export type ScenarioFormat = 'json' | 'yaml';
+
+/** Parse JSON or YAML text to a plain value; syntax errors become a {@link ScenarioError} with the line. */
+export function parseDocument(text: string, format: ScenarioFormat, source?: string): unknown {
+  try {
+    if (format === 'json') return JSON.parse(text) as unknown;
+    return parseYaml(text, { prettyErrors: true }) as unknown;
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? `line ${e.linePos[0].line}: ` : '';
+    throw new ScenarioError(source, [{ path: '', message: `not valid ${format.toUpperCase()}: ${where}${(e as Error).message.split('\n')[0]}` }], { cause: e });
+  }
+}
+
+/** Validate a parsed document as a scenario. `defaultName` names it when it has no `name`. */
+export function validateScenario(doc: unknown, opts: { source?: string; defaultName?: string } = {}): Scenario {
+  const r = scenarioSchema.safeParse(doc);
+  if (!r.success) throw new ScenarioError(opts.source, zodIssues(r.error));
+  const { name, description, machine, steps } = r.data;
+  return { name: name ?? opts.defaultName ?? 'scenario', ...(description !== undefined ? { description } : {}), machine, steps };
+}
+
+/** Parse and validate scenario text. Format: given, else JSON when the text starts with `{`, else YAML. */
+export function parseScenario(text: string, opts: { format?: ScenarioFormat; source?: string; defaultName?: string } = {}): Scenario {
+  const format = opts.format ?? (text.trimStart().startsWith('{') ? 'json' : 'yaml');
+  return validateScenario(parseDocument(text, format, opts.source), opts);
+}
+
+/** Read, parse and validate a scenario file (`.json`, `.yaml`, `.yml`); it is named after the file by default. */
+export async function loadScenario(file: string): Promise<Scenario> {
+  const text = await readFile(file, 'utf8');
+  const ext = path.extname(file).toLowerCase();
+  const format: ScenarioFormat | undefined = ext === '.json' ? 'json' : ext === '.yaml' || ext === '.yml' ? 'yaml' : undefined;
+  return parseScenario(text, { source: file, defaultName: path.basename(file, ext), ...(format ? { format } : {}) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering.
+
+/** The parameters in the order {@link kernelCmdline} writes them (the order of {@link KernelCmdline}). */
+const CMDLINE_ORDER: readonly (keyof KernelCmdline)[] = [
+  'memhp_default_state',
+  'memory_hotplug.online_policy',
+  'memory_hotplug.auto_movable_ratio',
+  'memory_hotplug.auto_movable_numa_aware',
+  'memory_hotplug.memmap_on_memory',
+  'movable_node',
+];
+
+/** The kernel command-line words of a machine description, e.g. `['memhp_default_state=online_movable']`. */
+export function kernelCmdline(c: KernelCmdline): string[] {
+  const out: string[] = [];
+  for (const k of CMDLINE_ORDER) {
+    const v = c[k];
+    if (v === undefined) continue;
+    if (k === 'movable_node') {
+      if (v) out.push(k);
+    } else out.push(`${k}=${v === true ? '1' : v === false ? '0' : String(v)}`);
+  }
+  return out;
+}
+
+/** A step as a kernel engineer would say it: `plug d1 1G node=1`, `write …/memory32/state 'offline' (expect EBUSY)`. */
+export function stepText(s: Step): string {
+  const exp = 'expect' in s && s.expect !== undefined ? ` (expect ${s.expect})` : '';
+  switch (s.op) {
+    case 'plug':
+      return `plug ${s.id} ${s.size}${s.node !== undefined ? ` node=${s.node}` : ''}${exp}`;
+    case 'unplug':
+      return `unplug ${s.id}${exp}`;
+    case 'write':
+      return `write ${s.path} ${JSON.stringify(s.value)}${exp}`;
+    case 'read':
+      return `read ${s.path}${s.value !== undefined ? ` (expect ${JSON.stringify(s.value)})` : ''}${exp}`;
+    case 'inject':
+      return `inject ${s.action} -${s.errno}${s.priority ? ` priority=${s.priority}` : ''}`;
+    case 'uninject':
+      return `uninject ${s.action ?? 'all'}`;
+    case 'insmod':
+      return `insmod ${s.module}${Object.entries(s.params ?? {}).map(([k, v]) => ` ${k}=${v}`).join('')}${exp}`;
+    case 'rmmod':
+      return `rmmod ${s.module}${exp}`;
+    case 'alloc': {
+      const o = [`count=${s.count}`, s.order !== undefined && `order=${s.order}`, s.kind && `kind=${s.kind}`, s.nid !== undefined && `nid=${s.nid}`, s.thisNode && '__GFP_THISNODE', s.highestZone && `highestZone=${s.highestZone}`];
+      return `alloc${s.id ? ` ${s.id}` : ''} ${o.filter(Boolean).join(' ')}${exp}`;
+    }
+    case 'snapshot':
+      return `snapshot${s.name ? ` ${s.name}` : ''}`;
+  }
+}
