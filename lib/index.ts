@@ -2,7 +2,7 @@
  * memhp: a memory-hotplug laboratory for Linux. The stable public surface (DESIGN.md) is exported
  * from here; deeper modules may change between versions.
  */
-export { MemhpError, KernelError, ERRNO, errnoName, type ErrnoCode, type KernelErrorDetails } from './errors.js';
+export { MemhpError, KernelError, ERRNO, errnoName, errnoCode, type ErrnoCode, type NamedErrno, type KernelErrorDetails } from './errors.js';
 export {
   NOTIFY_DONE,
   NOTIFY_OK,
@@ -18,6 +18,12 @@ export {
 export { PROFILES, LATEST, getProfile, memoryActionName, nodeActionName, type KernelProfile, type KernelVersion, type KernelSpec } from './kernel/profile.js';
 export { Trace, type TraceRecord } from './kernel/trace.js';
 export type { HotplugTarget, SysfsAccess, DimmSpec } from './kernel/target.js';
+export { Machine, type MachineOptions, type NodeSpec, type Dimm } from './kernel/machine.js';
+export { MemoryBlock, type MemoryGroup, type BlockState } from './kernel/memory-block.js';
+export { Sysfs, type WriteOptions } from './kernel/sysfs.js';
+export type { HotplugParams, OnlinePolicy, NodeStates } from './kernel/hotplug.js';
+export type { BootAllocations } from './kernel/layout.js';
+export { sizeBytes, formatSize, type Size } from './size.js';
 export { Lockdep, LockdepError } from './kernel/lockdep.js';
 export { Mutex, RwSemaphore, HotplugLocks } from './kernel/locks.js';
 export { runTask, currentTask } from './kernel/task.js';

@@ -85,6 +85,11 @@ export interface KernelProfile {
   readonly isolation: 'migratetype' | 'bit';
   /** Managed pages removed on offline: all nr_pages (6.1) or only those actually managed (6.12+). */
   readonly offlineManagedDecrement: 'nr_pages' | 'managed';
+  /**
+   * How add_memory treats MHP_MEMMAP_ON_MEMORY: 'single-block' (6.1: honoured only for a one-block add,
+   * EINVAL otherwise, so the ACPI driver sets it only then) or 'per-block' (6.12+: a hint, one altmap per block).
+   */
+  readonly memmapOnMemoryAdd: 'single-block' | 'per-block';
   /** Whether the root `crash_hotplug` attribute exists. */
   readonly crashHotplugAttr: boolean;
   /** Whether block devices are removed before mem_hotplug_begin in try_remove_memory (6.1). */
@@ -129,6 +134,7 @@ const base = {
   memmapInitState: 'offline',
   isolation: 'migratetype',
   offlineManagedDecrement: 'managed',
+  memmapOnMemoryAdd: 'per-block',
   crashHotplugAttr: true,
   removeDevicesBeforeLock: false,
   nodeActions: null,
@@ -148,6 +154,7 @@ export const PROFILES = {
     hwpoisonCheck: false,
     memmapInitState: 'reserved',
     offlineManagedDecrement: 'nr_pages',
+    memmapOnMemoryAdd: 'single-block',
     crashHotplugAttr: false,
     removeDevicesBeforeLock: true,
   },

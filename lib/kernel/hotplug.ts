@@ -1,0 +1,547 @@
+/**
+ * The hotplug flows of mm/memory_hotplug.c and drivers/base/memory.c, step by step in the kernel's
+ * order and per profile (kernel-spec.md §3, §5): memory_block_online / _offline, online_pages /
+ * offline_pages, zone selection, node states, add_memory / remove_memory / offline_and_remove_memory.
+ * Page work goes to the native PhysMem, one bulk call per step; notifier events go through the
+ * machine's chains; locks through HotplugLocks so the validator sees every flow.
+ */
+import { KernelError } from '../errors.js';
+import { PAGEBLOCK_NR_PAGES, PAGES_PER_SECTION, ZONE_TYPES, type PhysMem, type ZoneType } from '../native/physmem.js';
+import type { HotplugLocks } from './locks.js';
+import { MAX_PHYSMEM_BYTES } from './layout.js';
+import { deviceOffline, deviceOnline, MemoryBlock, type BlockActions, type MemoryGroup } from './memory-block.js';
+import { notifierToErrno, type NotifierChain } from './notifier.js';
+import {
+  memoryAction,
+  memoryNotify,
+  type KernelProfile,
+  type MemmapOnMemory,
+  type MemoryActionName,
+  type MemoryNotify,
+  type NodeActionName,
+  type NodeNotify,
+  type OnlineType,
+} from './profile.js';
+import type { Trace } from './trace.js';
+
+/** `memory_hotplug.online_policy`. */
+export type OnlinePolicy = 'contig-zones' | 'auto-movable';
+
+/** The tunables of memory hotplug (module parameters, `auto_online_blocks`, boot options). */
+export interface HotplugParams {
+  /** `auto_online_blocks` / memhp_default_state. */
+  autoOnline: OnlineType;
+  /** `memory_hotplug.online_policy`. */
+  onlinePolicy: OnlinePolicy;
+  /** `memory_hotplug.auto_movable_ratio` (percent). */
+  autoMovableRatio: number;
+  /** `memory_hotplug.auto_movable_numa_aware`. */
+  autoMovableNumaAware: boolean;
+  /** `memory_hotplug.memmap_on_memory` (boot only). */
+  readonly memmapOnMemory: MemmapOnMemory;
+  /** The `movable_node` boot option. */
+  readonly movableNode: boolean;
+}
+
+/** Node state masks (`node_states[]`). */
+export interface NodeStates {
+  /** Possible nodes: 0..possible-1. */
+  readonly possible: number;
+  /** N_ONLINE: nodes with a pgdat. */
+  readonly online: Set<number>;
+  /** N_MEMORY. */
+  readonly memory: Set<number>;
+  /** N_NORMAL_MEMORY (= N_HIGH_MEMORY on x86_64). */
+  readonly normal: Set<number>;
+}
+
+/** An /proc/iomem resource memhp models: boot e820 entries and hot-added System RAM (bytes). */
+export interface IomemResource {
+  /** First byte. */
+  start: number;
+  /** One past the last byte. */
+  end: number;
+  /** 'System RAM' or 'Reserved'. */
+  name: string;
+  /** Hot-added (removable) rather than boot. */
+  hotplug: boolean;
+}
+
+/** Everything the flows read and change: the Machine provides it. */
+export interface HotplugContext extends BlockActions {
+  readonly kernel: KernelProfile;
+  readonly physmem: PhysMem;
+  readonly locks: HotplugLocks;
+  readonly memoryNotifier: NotifierChain<MemoryNotify>;
+  readonly nodeNotifier: NotifierChain<NodeNotify>;
+  readonly trace: Trace;
+  readonly params: HotplugParams;
+  readonly nodes: NodeStates;
+  /** Memory block devices by id. */
+  readonly blocks: Map<number, MemoryBlock>;
+  /** Pages per memory block. */
+  readonly blockPages: number;
+  /** /proc/iomem. */
+  readonly resources: IomemResource[];
+  /** present_early_pages per `nid:zone`. */
+  readonly earlyPresent: Map<string, number>;
+  /** How many times an offline that makes no progress retries before it fails EINTR. */
+  readonly offlineRetries: number;
+  /** Create the block device `id` (device_register: KOBJ_ADD uevent, its device lock taken and released). */
+  registerBlock(o: { id: number; nid: number; group: MemoryGroup | null; nrVmemmapPages: number }): Promise<MemoryBlock>;
+  /** Remove the block device (KOBJ_REMOVE uevent). */
+  unregisterBlock(mem: MemoryBlock): void;
+}
+
+const SECTION = PAGES_PER_SECTION;
+
+function hexRange(startPfn: number, nr: number): string {
+  const f = (n: number) => '0x' + n.toString(16).padStart(8, '0');
+  return `[mem ${f(startPfn * 4096)}-${f((startPfn + nr) * 4096 - 1)}]`;
+}
+
+/** A zone's span, or an empty span. */
+export function zoneSpan(ctx: HotplugContext, nid: number, zone: ZoneType): { start: number; spanned: number; present: number } {
+  const z = ctx.physmem.zoneInfo(nid, zone);
+  return z ? { start: z.start, spanned: z.spanned, present: z.present } : { start: 0, spanned: 0, present: 0 };
+}
+
+/** `zone_intersects`: an empty zone never intersects. */
+export function zoneIntersects(ctx: HotplugContext, nid: number, zone: ZoneType, start: number, nr: number): boolean {
+  const z = zoneSpan(ctx, nid, zone);
+  return z.spanned > 0 && start < z.start + z.spanned && start + nr > z.start;
+}
+
+function nodePresent(ctx: HotplugContext, nid: number, zones: readonly ZoneType[] = ZONE_TYPES): number {
+  let n = 0;
+  for (const z of zones) n += zoneSpan(ctx, nid, z).present;
+  return n;
+}
+
+/** `default_kernel_zone_for_pfn`: the first of DMA, DMA32 whose span intersects, else Normal. */
+export function defaultKernelZoneForPfn(ctx: HotplugContext, nid: number, start: number, nr: number): ZoneType {
+  for (const z of ['DMA', 'DMA32'] as const) if (zoneIntersects(ctx, nid, z, start, nr)) return z;
+  return 'Normal';
+}
+
+/** `auto_movable_can_online_movable` for a node, or system-wide with nid -1 (no dynamic groups, no CMA). */
+function autoMovableCanOnlineMovable(ctx: HotplugContext, nid: number, nrPages: number): boolean {
+  let movable = 0;
+  let kernelEarly = 0;
+  for (let n = 0; n < ctx.nodes.possible; n++) {
+    if (nid >= 0 && n !== nid) continue;
+    movable += zoneSpan(ctx, n, 'Movable').present;
+    for (const z of ['DMA', 'DMA32', 'Normal'] as const) kernelEarly += ctx.earlyPresent.get(`${n}:${z}`) ?? 0;
+  }
+  movable += nrPages;
+  return movable <= Math.floor((ctx.params.autoMovableRatio * kernelEarly) / 100);
+}
+
+/** `auto_movable_zone_for_pfn` (static groups and plain ranges; virtio-mem's dynamic groups are not modelled). */
+function autoMovableZoneForPfn(ctx: HotplugContext, nid: number, group: MemoryGroup | null, start: number, nr: number): ZoneType {
+  const p = ctx.params;
+  if (p.autoMovableRatio > 0) {
+    let need = nr;
+    if (group) need = group.presentKernelPages ? -1 : group.maxPages - group.presentMovablePages;
+    if (need >= 0 && autoMovableCanOnlineMovable(ctx, -1, need) && (!p.autoMovableNumaAware || autoMovableCanOnlineMovable(ctx, nid, need))) return 'Movable';
+  }
+  return defaultKernelZoneForPfn(ctx, nid, start, nr);
+}
+
+/** `zone_for_pfn_range`: the zone an online of this type would use now (kernel-spec.md §2.7). */
+export function zoneForPfnRange(ctx: HotplugContext, type: OnlineType, nid: number, group: MemoryGroup | null, start: number, nr: number): ZoneType {
+  if (type === 'online_kernel') return defaultKernelZoneForPfn(ctx, nid, start, nr);
+  if (type === 'online_movable') return 'Movable';
+  if (ctx.params.onlinePolicy === 'auto-movable') return autoMovableZoneForPfn(ctx, nid, group, start, nr);
+  // default_zone_for_pfn: inherit the zone when exactly one span intersects.
+  const kernelZone = defaultKernelZoneForPfn(ctx, nid, start, nr);
+  const inKernel = zoneIntersects(ctx, nid, kernelZone, start, nr);
+  const inMovable = zoneIntersects(ctx, nid, 'Movable', start, nr);
+  if (inKernel !== inMovable) return inKernel ? kernelZone : 'Movable';
+  return ctx.params.movableNode ? 'Movable' : kernelZone;
+}
+
+/** `valid_zones` of an offline block: the default zone, then online_kernel's and online_movable's when they differ. */
+export function validZones(ctx: HotplugContext, mem: MemoryBlock): string {
+  const args = [mem.nid, mem.group, mem.startPfn, mem.nrPages] as const;
+  const first = zoneForPfnRange(ctx, 'online', ...args);
+  const words = [first];
+  for (const t of ['online_kernel', 'online_movable'] as const) {
+    const z = zoneForPfnRange(ctx, t, ...args);
+    if (z !== first) words.push(z);
+  }
+  return words.join(' ');
+}
+
+/** `adjust_present_page_count`: zone, node, early pages and the group's per-kind count. */
+function adjustPresentPageCount(ctx: HotplugContext, pfn: number, nr: number, nid: number, zone: ZoneType, group: MemoryGroup | null, early: boolean): void {
+  ctx.physmem.adjustPresentPages(pfn, nr);
+  if (early) {
+    const key = `${nid}:${zone}`;
+    ctx.earlyPresent.set(key, (ctx.earlyPresent.get(key) ?? 0) + nr);
+  }
+  if (group) {
+    if (zone === 'Movable') group.presentMovablePages += nr;
+    else group.presentKernelPages += nr;
+  }
+}
+
+async function memoryNotifyCall(ctx: HotplugContext, action: MemoryActionName, payload: MemoryNotify): Promise<number> {
+  const v = ctx.memoryNotifier.callChain(memoryAction(ctx.kernel, action), payload);
+  return notifierToErrno(typeof v === 'number' ? v : await v);
+}
+
+async function nodeNotifyCall(ctx: HotplugContext, action: NodeActionName, nid: number): Promise<number> {
+  const v = ctx.nodeNotifier.callChain(ctx.kernel.nodeActions![action], { nid });
+  return notifierToErrno(typeof v === 'number' ? v : await v);
+}
+
+function checkAligned(what: string, pfn: number, nr: number): void {
+  if (!nr || pfn % PAGEBLOCK_NR_PAGES || (pfn + nr) % SECTION) throw new KernelError('EINVAL', `${what} ${hexRange(pfn, nr)}: range not pageblock/section aligned`);
+}
+
+function isEarly(ctx: HotplugContext, pfn: number): boolean {
+  return ctx.blocks.get(Math.floor(pfn / ctx.blockPages))?.early ?? false;
+}
+
+/**
+ * `online_pages(pfn, nr, zone, group)`, mem_hotplug_lock held for write. Events and node states per
+ * profile; on a veto the CANCEL events go to the whole chain and the range leaves the zone again.
+ */
+export async function onlinePages(ctx: HotplugContext, pfn: number, nr: number, nid: number, zone: ZoneType, group: MemoryGroup | null): Promise<void> {
+  const p = ctx.kernel;
+  checkAligned('online_pages', pfn, nr);
+  const pm = ctx.physmem;
+  pm.moveRangeToZone(pfn, nr, nid, zone, { reserved: p.memmapInitState === 'reserved', isolate: true, migratetype: 'Movable' });
+  const kernelZone = zone !== 'Movable';
+  const arg = memoryNotify(p, {
+    start_pfn: pfn,
+    nr_pages: nr,
+    status_change_nid_normal: kernelZone && !ctx.nodes.normal.has(nid) ? nid : -1,
+    status_change_nid: ctx.nodes.memory.has(nid) ? -1 : nid,
+  });
+  const nodeArg = p.nodeActions && !ctx.nodes.memory.has(nid) ? nid : -1;
+  let err = 0;
+  if (nodeArg >= 0) err = await nodeNotifyCall(ctx, 'NODE_ADDING_FIRST_MEMORY', nid);
+  if (!err) err = await memoryNotifyCall(ctx, 'MEM_GOING_ONLINE', arg);
+  if (err) {
+    await memoryNotifyCall(ctx, 'MEM_CANCEL_ONLINE', arg);
+    if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_CANCEL_ADDING_FIRST_MEMORY', nid);
+    pm.removeRangeFromZone(pfn, nr);
+    throw KernelError.fromErrno(err, `online_pages ${hexRange(pfn, nr)} failed`, { pfn });
+  }
+  pm.onlinePagesRange(pfn, nr);
+  adjustPresentPageCount(ctx, pfn, nr, nid, zone, group, isEarly(ctx, pfn));
+  const gainsNormal = kernelZone && !ctx.nodes.normal.has(nid);
+  const gainsMemory = !ctx.nodes.memory.has(nid);
+  for (const st of p.nodeStateSetOrder) {
+    if (st === 'N_MEMORY' && gainsMemory) ctx.nodes.memory.add(nid);
+    if (st === 'N_NORMAL_MEMORY' && gainsNormal) ctx.nodes.normal.add(nid);
+  }
+  pm.undoIsolateRange(pfn, nr, p.isolation === 'migratetype' ? 'Movable' : 'keep');
+  if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_ADDED_FIRST_MEMORY', nid);
+  await memoryNotifyCall(ctx, 'MEM_ONLINE', arg);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The N_MEMORY nodes a page of `nid` may migrate to: the others, or `nid` itself when it is the only one. */
+function migrationTargets(ctx: HotplugContext, nid: number): number[] {
+  const t = [...ctx.nodes.memory].filter((n) => n !== nid);
+  return t.length ? t : [nid];
+}
+
+/** Pages of [start, start+nr) covered by System RAM resources (`walk_system_ram_range`). */
+function systemRamPages(ctx: HotplugContext, start: number, nr: number): number {
+  let n = 0;
+  for (const r of ctx.resources) {
+    if (r.name !== 'System RAM') continue;
+    const s = Math.max(start, Math.ceil(r.start / 4096));
+    const e = Math.min(start + nr, Math.floor(r.end / 4096));
+    if (s < e) n += e - s;
+  }
+  return n;
+}
+
+/**
+ * `offline_pages(start, nr, zone, group)`, mem_hotplug_lock held for write: holes and multizone checks,
+ * isolation (EBUSY, no events), GOING_OFFLINE, the migration loop (EINTR on `signal` or when the retry
+ * budget runs out), then the pages leave the buddy, node states, OFFLINE, spans shrink.
+ */
+export async function offlinePages(ctx: HotplugContext, start: number, nr: number, nid: number, zone: ZoneType, group: MemoryGroup | null, signal?: AbortSignal): Promise<void> {
+  const p = ctx.kernel;
+  const pm = ctx.physmem;
+  const what = `memory offlining ${hexRange(start, nr)} failed due to`;
+  checkAligned('offline_pages', start, nr);
+  if (systemRamPages(ctx, start, nr) !== nr) throw new KernelError('EINVAL', `${what} memory holes`);
+  if (pm.pageblockInfo(start).zone !== zone || pm.pageblockInfo(start + nr - 1).zone !== zone) throw new KernelError('EINVAL', `${what} multizone range`);
+  const undoMt = p.isolation === 'migratetype' ? 'Movable' : 'keep';
+  try {
+    pm.isolateRange(start, nr, undoMt);
+  } catch (e) {
+    if (e instanceof KernelError) throw new KernelError(e.code, `${what} failure to isolate range (${e.message})`, e.details);
+    throw e;
+  }
+  const kernelZones = ['DMA', 'DMA32', 'Normal'] as const;
+  const lowPresent = nodePresent(ctx, nid, kernelZones);
+  const allPresent = lowPresent + zoneSpan(ctx, nid, 'Movable').present;
+  const arg = memoryNotify(p, {
+    start_pfn: start,
+    nr_pages: nr,
+    status_change_nid_normal: zone !== 'Movable' && nr >= lowPresent ? nid : -1,
+    status_change_nid: nr >= allPresent ? nid : -1,
+  });
+  const nodeArg = p.nodeActions && nr >= allPresent ? nid : -1;
+  const fail = async (err: number, reason: string, details = {}): Promise<never> => {
+    pm.undoIsolateRange(start, nr, undoMt);
+    await memoryNotifyCall(ctx, 'MEM_CANCEL_OFFLINE', arg);
+    if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_CANCEL_REMOVING_LAST_MEMORY', nid);
+    throw KernelError.fromErrno(err, `${what} ${reason}`, details);
+  };
+  let err = 0;
+  if (nodeArg >= 0) {
+    err = await nodeNotifyCall(ctx, 'NODE_REMOVING_LAST_MEMORY', nid);
+    if (err) await fail(err, 'node notifier failure');
+  }
+  err = await memoryNotifyCall(ctx, 'MEM_GOING_OFFLINE', arg);
+  if (err) await fail(err, 'notifier failure');
+  // The migration loop has no timeout in the kernel: it spins until nothing movable is left or a signal
+  // arrives. Here a stalled pass (pinned pages, no room on the targets) waits a millisecond, so other
+  // tasks can run (unpin, abort), and the retry budget stands in for the user's Ctrl-C.
+  const end = start + nr;
+  for (let retries = 0; ; ) {
+    let pfn = start;
+    for (;;) {
+      if (signal?.aborted) await fail(-4, 'signal backoff');
+      const found = pm.scanMovablePages(pfn, end - pfn);
+      if (found === null) break;
+      pfn = found;
+      const r = pm.migrateRange(pfn, end - pfn, migrationTargets(ctx, nid));
+      if (r.pinned || r.enomem) {
+        if (++retries > ctx.offlineRetries) await fail(-4, `signal backoff (no progress after ${ctx.offlineRetries} retries: ${r.pinned} pinned, ${r.enomem} without room)`, { pfn });
+        await sleep(1);
+      }
+    }
+    if (pm.testPagesIsolated(start, nr) === null) break;
+    if (++retries > ctx.offlineRetries) await fail(-4, 'signal backoff');
+    await sleep(1);
+  }
+  const managed = pm.offlineIsolatedPages(start, nr);
+  void managed; // 6.1 subtracts nr_pages instead; they differ only for PageOffline pages, which memhp's flows never leave
+  adjustPresentPageCount(ctx, start, -nr, nid, zone, group, isEarly(ctx, start));
+  if (zone !== 'Movable' && nodePresent(ctx, nid, kernelZones) === 0) ctx.nodes.normal.delete(nid);
+  if (nr >= allPresent) ctx.nodes.memory.delete(nid);
+  if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_REMOVED_LAST_MEMORY', nid);
+  await memoryNotifyCall(ctx, 'MEM_OFFLINE', arg);
+  pm.removeRangeFromZone(start, nr);
+}
+
+/** The PREPARE_ONLINE / FINISH_OFFLINE payload of 6.12; status_change_nid* are left uninitialised there (read as 0 on guests). */
+function altmapArg(ctx: HotplugContext, mem: MemoryBlock): MemoryNotify {
+  const vm = mem.nrVmemmapPages;
+  return memoryNotify(ctx.kernel, {
+    altmap_start_pfn: mem.startPfn,
+    altmap_nr_pages: vm,
+    start_pfn: mem.startPfn + vm,
+    nr_pages: mem.nrPages - vm,
+    status_change_nid_normal: 0,
+    status_change_nid: 0,
+  });
+}
+
+/** `memory_block_online(mem)` (kernel-spec.md §3.2). */
+export async function memoryBlockOnline(ctx: HotplugContext, mem: MemoryBlock): Promise<void> {
+  const p = ctx.kernel;
+  if (p.hwpoisonCheck && mem.nrHwpoison) throw new KernelError('EHWPOISON', `${mem.name}: ${mem.nrHwpoison} hwpoisoned pages`);
+  const zone = zoneForPfnRange(ctx, mem.onlineType, mem.nid, mem.group, mem.startPfn, mem.nrPages);
+  const vm = mem.nrVmemmapPages;
+  const pm = ctx.physmem;
+  await ctx.locks.memHotplugBegin('memory_block_online');
+  try {
+    if (p.prepareFinishEvents) {
+      const err = await memoryNotifyCall(ctx, 'MEM_PREPARE_ONLINE', altmapArg(ctx, mem));
+      if (err) throw KernelError.fromErrno(err, `${mem.name}: MEM_PREPARE_ONLINE vetoed`);
+    }
+    if (vm) pm.initMemmapOnMemory(mem.startPfn, vm, mem.nid, zone);
+    try {
+      await onlinePages(ctx, mem.startPfn + vm, mem.nrPages - vm, mem.nid, zone, mem.group);
+    } catch (e) {
+      if (vm) pm.removeRangeFromZone(mem.startPfn, vm);
+      if (p.prepareFinishEvents) await memoryNotifyCall(ctx, 'MEM_FINISH_OFFLINE', altmapArg(ctx, mem));
+      throw e;
+    }
+    if (vm) adjustPresentPageCount(ctx, mem.startPfn, vm, mem.nid, zone, mem.group, mem.early);
+    mem.zone = zone;
+  } finally {
+    ctx.locks.memHotplugDone();
+  }
+}
+
+/** `memory_block_offline(mem)` (kernel-spec.md §3.4). */
+export async function memoryBlockOffline(ctx: HotplugContext, mem: MemoryBlock, signal?: AbortSignal): Promise<void> {
+  const zone = mem.zone;
+  if (!zone) throw new KernelError('EINVAL', `${mem.name}: spans several zones or nodes (zone is NULL)`);
+  const vm = mem.nrVmemmapPages;
+  await ctx.locks.memHotplugBegin('memory_block_offline');
+  try {
+    if (vm) adjustPresentPageCount(ctx, mem.startPfn, -vm, mem.nid, zone, mem.group, mem.early);
+    try {
+      await offlinePages(ctx, mem.startPfn + vm, mem.nrPages - vm, mem.nid, zone, mem.group, signal);
+    } catch (e) {
+      if (vm) adjustPresentPageCount(ctx, mem.startPfn, vm, mem.nid, zone, mem.group, mem.early);
+      throw e;
+    }
+    if (vm) ctx.physmem.removeRangeFromZone(mem.startPfn, vm);
+    mem.zone = null;
+    if (ctx.kernel.prepareFinishEvents) await memoryNotifyCall(ctx, 'MEM_FINISH_OFFLINE', altmapArg(ctx, mem));
+  } finally {
+    ctx.locks.memHotplugDone();
+  }
+}
+
+/** add_memory flags (`mhp_t`). */
+export interface AddMemoryOptions {
+  /** The static memory group (MHP_NID_IS_MGID): an ACPI DIMM. */
+  group?: MemoryGroup;
+  /** MHP_MEMMAP_ON_MEMORY. */
+  memmapOnMemory?: boolean;
+}
+
+/** Self-hosted memmap pages per block when memmap_on_memory applies (`mhp_supports_memmap_on_memory`), else 0. */
+export function memmapOnMemoryPages(ctx: HotplugContext): number {
+  const mode = ctx.params.memmapOnMemory;
+  if (!mode) return 0;
+  const vmemmap = (ctx.blockPages * 64) / 4096; // struct page is 64 bytes
+  // The vmemmap must be PMD-aligned (x86); its page count pageblock-aligned, or rounded up in force mode.
+  if ((vmemmap * 4096) % (2 * 1024 * 1024)) return 0;
+  const pages = mode === 'force' ? Math.ceil(vmemmap / PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES : vmemmap;
+  if (mode !== 'force' && vmemmap % PAGEBLOCK_NR_PAGES) return 0;
+  return pages < ctx.blockPages ? pages : 0;
+}
+
+/**
+ * `__add_memory(nid, start, size, flags)` with device_hotplug_lock held: register the System RAM
+ * resource (E2BIG beyond the addressable range, EEXIST on overlap), check alignment (EINVAL), add the
+ * sections and block devices under mem_hotplug_lock, then auto-online per `auto_online_blocks`
+ * (failures ignored). Returns the blocks created.
+ */
+export async function addMemory(ctx: HotplugContext, nid: number, start: number, size: number, opts: AddMemoryOptions = {}): Promise<MemoryBlock[]> {
+  const range = `[${'0x' + start.toString(16)}-${'0x' + (start + size - 1).toString(16)}]`;
+  if (!(size > 0) || start < 0 || start + size > MAX_PHYSMEM_BYTES)
+    throw new KernelError('E2BIG', `Hotplug memory ${range} exceeds maximum addressable range [0x0-0x${(MAX_PHYSMEM_BYTES - 1).toString(16)}]`);
+  if (ctx.resources.some((r) => r.start < start + size && start < r.end)) throw new KernelError('EEXIST', `Unable to reserve System RAM region ${range}`);
+  const res: IomemResource = { start, end: start + size, name: 'System RAM', hotplug: true };
+  const blockBytes = ctx.blockPages * 4096;
+  if (start % blockBytes || size % blockBytes) throw new KernelError('EINVAL', `Block size [0x${blockBytes.toString(16)}] unaligned hotplug range: start 0x${start.toString(16)}, size 0x${size.toString(16)}`);
+  if (opts.group) nid = opts.group.nid;
+  if (!Number.isInteger(nid) || nid < 0 || nid >= ctx.nodes.possible) throw new KernelError('EINVAL', `add_memory: node ${nid} is not possible`);
+  const nrBlocks = size / blockBytes;
+  let vm = 0;
+  if (opts.memmapOnMemory) {
+    if (ctx.kernel.memmapOnMemoryAdd === 'single-block') {
+      if (nrBlocks !== 1 || !memmapOnMemoryPages(ctx)) throw new KernelError('EINVAL', `add_memory ${range}: memmap_on_memory not supported for this range`);
+    }
+    vm = memmapOnMemoryPages(ctx);
+  }
+  ctx.resources.push(res);
+  ctx.resources.sort((a, b) => a.start - b.start);
+  const startPfn = start / 4096;
+  const created: MemoryBlock[] = [];
+  await ctx.locks.memHotplugBegin('add_memory_resource');
+  try {
+    ctx.nodes.online.add(nid);
+    ctx.physmem.addSections(startPfn, size / 4096, nid);
+    for (let i = 0; i < nrBlocks; i++) created.push(await ctx.registerBlock({ id: startPfn / ctx.blockPages + i, nid, group: opts.group ?? null, nrVmemmapPages: vm }));
+  } catch (e) {
+    for (const b of created) ctx.unregisterBlock(b);
+    ctx.resources.splice(ctx.resources.indexOf(res), 1);
+    throw e;
+  } finally {
+    ctx.locks.memHotplugDone();
+  }
+  if (ctx.params.autoOnline !== 'offline') {
+    for (const mem of created) {
+      mem.onlineType = ctx.params.autoOnline;
+      await deviceOnline(ctx, mem).catch(() => 0); // the kernel ignores failures: the block stays offline
+    }
+  }
+  return created;
+}
+
+/** The blocks of a block-aligned range; EINVAL if the range is misaligned or a block does not exist. */
+export function blocksOf(ctx: HotplugContext, start: number, size: number): MemoryBlock[] {
+  const blockBytes = ctx.blockPages * 4096;
+  if (!(size > 0) || start % blockBytes || size % blockBytes) throw new KernelError('EINVAL', `range 0x${start.toString(16)}+0x${size.toString(16)} is not block aligned`);
+  const out: MemoryBlock[] = [];
+  for (let id = start / blockBytes; id < (start + size) / blockBytes; id++) {
+    const b = ctx.blocks.get(id);
+    if (!b) throw new KernelError('EINVAL', `memory${id} does not exist`);
+    out.push(b);
+  }
+  return out;
+}
+
+/**
+ * `try_remove_memory(start, size)` with device_hotplug_lock held: EBUSY unless every block is offline;
+ * block devices go (KOBJ_REMOVE; on 6.1 before mem_hotplug_begin), then the sections and the resource.
+ */
+export async function tryRemoveMemory(ctx: HotplugContext, start: number, size: number): Promise<void> {
+  const blocks = blocksOf(ctx, start, size);
+  for (const b of blocks) {
+    if (b.state !== 'offline') {
+      const s = b.startPfn * 4096;
+      throw new KernelError('EBUSY', `removing memory fails, because memory [0x${s.toString(16)}-0x${(s + b.nrPages * 4096 - 1).toString(16)}] is onlined`);
+    }
+  }
+  if (ctx.kernel.removeDevicesBeforeLock) for (const b of blocks) ctx.unregisterBlock(b);
+  await ctx.locks.memHotplugBegin('try_remove_memory');
+  try {
+    if (!ctx.kernel.removeDevicesBeforeLock) for (const b of blocks) ctx.unregisterBlock(b);
+    ctx.physmem.removeSections(start / 4096, size / 4096);
+    // release_mem_region_adjustable: drop (or trim) the System RAM resources of the range.
+    for (let i = ctx.resources.length - 1; i >= 0; i--) {
+      const r = ctx.resources[i]!;
+      if (!r.hotplug || r.end <= start || r.start >= start + size) continue;
+      const rest = [r.start < start ? { ...r, end: start } : null, r.end > start + size ? { ...r, start: start + size } : null].filter((x) => x !== null);
+      ctx.resources.splice(i, 1, ...rest);
+    }
+  } finally {
+    ctx.locks.memHotplugDone();
+  }
+}
+
+/**
+ * `offline_and_remove_memory(start, size)`: offline every block (remembering its zone kind), roll back by
+ * re-onlining the blocks this call offlined on the first failure (and, on 6.12-style kernels, when the
+ * removal fails), else remove. Takes device_hotplug_lock.
+ */
+export async function offlineAndRemoveMemory(ctx: HotplugContext, start: number, size: number): Promise<void> {
+  const blocks = blocksOf(ctx, start, size);
+  await ctx.locks.lockDeviceHotplug('offline_and_remove_memory');
+  const offlined: { mem: MemoryBlock; type: OnlineType }[] = [];
+  const rollback = async () => {
+    for (const { mem, type } of offlined) {
+      mem.onlineType = type;
+      await deviceOnline(ctx, mem).catch(() => 0); // only warns in the kernel
+    }
+  };
+  try {
+    for (const mem of blocks) {
+      const type: OnlineType = mem.zone === 'Movable' ? 'online_movable' : 'online_kernel';
+      try {
+        if ((await deviceOffline(ctx, mem)) === 0) offlined.push({ mem, type });
+      } catch (e) {
+        await rollback();
+        throw e;
+      }
+    }
+    try {
+      await tryRemoveMemory(ctx, start, size);
+    } catch (e) {
+      await rollback();
+      throw e;
+    }
+  } finally {
+    ctx.locks.unlockDeviceHotplug();
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The files of a simulated machine (kernel-spec.md §2.3–§2.7, §7.1): `/sys/devices/system/memory`,
+ * `/sys/devices/system/node`, `/sys/bus/memory`, `/sys/module/memory_hotplug/parameters`,
+ * `/sys/firmware/memmap`, debugfs, and the `/proc` files memory hotplug changes (meminfo, zoneinfo,
+ * buddyinfo, iomem), each with the kernel's text format and write errnos.
+ */
+import { KernelError } from '../errors.js';
+import { ZONE_TYPES } from '../native/physmem.js';
+import { validZones } from './hotplug.js';
+import { onlineTypeFromStr, type MemoryBlock } from './memory-block.js';
+import { formatMemmapOnMemory, kstrtobool } from './profile.js';
+import { kstrtoll } from './inject.js';
+import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
+import type { Machine } from './machine.js';
+
+/** A nodemask as `%*pbl` prints it: `0`, `0-1`, `0,2-3`, or empty. */
+export function nodeList(nodes: Iterable<number>): string {
+  const s = [...new Set(nodes)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < s.length; ) {
+    let j = i;
+    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
+    out.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
+    i = j + 1;
+  }
+  return out.join(',') + '\n';
+}
+
+/** A directory computed from a getter and a lister. */
+class ComputedDir implements SysDir {
+  readonly kind = 'dir';
+  constructor(
+    readonly get: (name: string) => SysNode | undefined,
+    readonly list: () => string[],
+  ) {}
+}
+
+/** `/sys/devices/system/memory/memoryN`. */
+function blockDir(m: Machine, mem: MemoryBlock): SysDir {
+  const files = new StaticDir({
+    phys_index: ro(() => `${mem.id.toString(16).padStart(8, '0')}\n`),
+    state: rw(
+      () => `${mem.state}\n`,
+      (v, signal) => m.stateStore(mem, v, signal),
+    ),
+    // online_show takes the device lock: a read during an offline waits for its outcome.
+    online: rw(
+      async () => {
+        await mem.deviceLock.lock('online_show');
+        const v = mem.devOffline ? 0 : 1;
+        mem.deviceLock.unlock();
+        return `${v}\n`;
+      },
+      (v, signal) => m.onlineStore(mem, v, signal),
+    ),
+    phys_device: ro(() => '0\n'),
+    removable: ro(() => '1\n'),
+    valid_zones: ro(() => (mem.state === 'online' ? `${mem.zone ?? 'none'}\n` : `${validZones(m, mem)}\n`)),
+    uevent: rw(() => '', () => undefined),
+    subsystem: link('../../../../bus/memory'),
+    power: new StaticDir(),
+  });
+  const dynamic = () => {
+    const d: Record<string, SysNode> = { [`node${mem.nid}`]: link(`../../node/node${mem.nid}`) };
+    if (mem.firmwareNode) d.firmware_node = link(`../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:04/${mem.firmwareNode}`);
+    return d;
+  };
+  return new ComputedDir(
+    (name) => files.get(name) ?? dynamic()[name],
+    () => [...files.list(), ...Object.keys(dynamic())],
+  );
+}
+
+function memoryRoot(m: Machine): SysDir {
+  const dirs = new Map<number, SysDir>();
+  m.onBlocksChanged = (mem, added) => void (added ? dirs.set(mem.id, blockDir(m, mem)) : dirs.delete(mem.id));
+  for (const mem of m.blocks.values()) dirs.set(mem.id, blockDir(m, mem));
+  const poison = async (v: string) => {
+    const addr = kstrtoull(v);
+    m.hwpoison(Math.floor(addr / 4096));
+  };
+  const files = new StaticDir({
+    block_size_bytes: ro(() => `${m.blockSize.toString(16)}\n`),
+    auto_online_blocks: rw(
+      () => `${m.params.autoOnline}\n`,
+      (v) => void (m.params.autoOnline = onlineTypeFromStr(v)),
+    ),
+    soft_offline_page: wo(poison),
+    hard_offline_page: wo(poison),
+    uevent: wo(() => undefined),
+    power: new StaticDir(),
+  });
+  if (m.kernel.crashHotplugAttr) files.set('crash_hotplug', ro(() => '0\n'));
+  return new ComputedDir(
+    (name) => {
+      const b = /^memory(0|[1-9]\d*)$/.exec(name);
+      return b ? dirs.get(Number(b[1])) : files.get(name);
+    },
+    () => [...files.list(), ...[...dirs.keys()].map((id) => `memory${id}`)],
+  );
+}
+
+/** `kstrtoull(s, 0)` for physical addresses. */
+function kstrtoull(s: string): number {
+  const v = kstrtoll(s.startsWith('-') ? 'x' : s);
+  return Number(v);
+}
+
+function nodeRoot(m: Machine): SysDir {
+  const all = () => Array.from({ length: m.nodes.possible }, (_, i) => i);
+  const kb = (pages: number) => `${String(pages * 4).padStart(8)} kB`;
+  const nodeDir = (nid: number): SysDir => {
+    const files = new StaticDir({
+      meminfo: ro(() => {
+        let total = 0;
+        let free = 0;
+        for (const z of ZONE_TYPES) {
+          const info = m.physmem.zoneInfo(nid, z);
+          total += info?.managed ?? 0;
+          free += info?.free ?? 0;
+        }
+        return `Node ${nid} MemTotal:       ${kb(total)}\nNode ${nid} MemFree:        ${kb(free)}\nNode ${nid} MemUsed:        ${kb(total - free)}\n`;
+      }),
+      subsystem: link('../../../../bus/node'),
+      power: new StaticDir(),
+    });
+    const blocks = () => m.sortedBlocks().filter((b) => b.nid === nid);
+    return new ComputedDir(
+      (name) => {
+        const b = /^memory(0|[1-9]\d*)$/.exec(name);
+        if (!b) return files.get(name);
+        const mem = m.blocks.get(Number(b[1]));
+        return mem && mem.nid === nid ? link(`../../memory/${name}`) : undefined;
+      },
+      () => [...files.list(), ...blocks().map((b) => b.name)],
+    );
+  };
+  const files = new StaticDir({
+    possible: ro(() => nodeList(all())),
+    online: ro(() => nodeList(m.nodes.online)),
+    has_memory: ro(() => nodeList(m.nodes.memory)),
+    has_normal_memory: ro(() => nodeList(m.nodes.normal)),
+    has_cpu: ro(() => nodeList(all())),
+    uevent: wo(() => undefined),
+    power: new StaticDir(),
+  });
+  return new ComputedDir(
+    (name) => {
+      const n = /^node(0|[1-9]\d*)$/.exec(name);
+      return n && m.nodes.online.has(Number(n[1])) ? nodeDir(Number(n[1])) : files.get(name);
+    },
+    () => [...files.list(), ...[...m.nodes.online].map((n) => `node${n}`)],
+  );
+}
+
+function parameters(m: Machine): StaticDir {
+  return new StaticDir({
+    online_policy: rw(
+      () => `${m.params.onlinePolicy}\n`,
+      (v) => {
+        const s = v.endsWith('\n') ? v.slice(0, -1) : v;
+        if (s !== 'contig-zones' && s !== 'auto-movable') throw new KernelError('EINVAL', `online_policy: invalid value ${JSON.stringify(v)}`);
+        m.params.onlinePolicy = s;
+      },
+    ),
+    auto_movable_ratio: rw(
+      () => `${m.params.autoMovableRatio}\n`,
+      (v) => {
+        const n = kstrtoll(v);
+        if (n < 0n || n > 0xffffffffn) throw new KernelError('ERANGE', `auto_movable_ratio: ${JSON.stringify(v)} out of range`);
+        m.params.autoMovableRatio = Number(n);
+      },
+    ),
+    auto_movable_numa_aware: rw(
+      () => (m.params.autoMovableNumaAware ? 'Y\n' : 'N\n'),
+      (v) => void (m.params.autoMovableNumaAware = kstrtobool(m.kernel, v)),
+    ),
+    memmap_on_memory: ro(() => formatMemmapOnMemory(m.params.memmapOnMemory)),
+  });
+}
+
+function firmwareMemmap(m: Machine): SysDir {
+  const hex = (n: number) => `0x${n.toString(16)}\n`;
+  return new ComputedDir(
+    (name) => {
+      const e = /^(0|[1-9]\d*)$/.test(name) ? m.firmwareMemmap.get(Number(name)) : undefined;
+      return e && new StaticDir({ start: ro(() => hex(e.start)), end: ro(() => hex(e.end - 1)), type: ro(() => `${e.type}\n`) });
+    },
+    () => [...m.firmwareMemmap.keys()].map(String),
+  );
+}
+
+/** `/proc/zoneinfo`: per node and zone the header, free pages, spanned, present, managed and start_pfn. */
+function zoneinfo(m: Machine): string {
+  let out = '';
+  for (const nid of [...m.nodes.online].sort((a, b) => a - b)) {
+    for (const zone of [...ZONE_TYPES, 'Device'] as const) {
+      const z = zone === 'Device' ? null : m.physmem.zoneInfo(nid, zone);
+      out += `Node ${nid}, zone ${zone.padStart(8)}\n  pages free     ${z?.free ?? 0}\n`;
+      out += `        spanned  ${z?.spanned ?? 0}\n        present  ${z?.present ?? 0}\n        managed  ${z?.managed ?? 0}\n`;
+      if (z && z.present) out += `  start_pfn:           ${z.start}\n`;
+    }
+  }
+  return out;
+}
+
+function meminfo(m: Machine): string {
+  let total = 0;
+  let free = 0;
+  for (let nid = 0; nid < m.nodes.possible; nid++)
+    for (const z of ZONE_TYPES) {
+      const info = m.physmem.zoneInfo(nid, z);
+      total += info?.managed ?? 0;
+      free += info?.free ?? 0;
+    }
+  const line = (label: string, pages: number) => `${(label + ':').padEnd(16)}${String(pages * 4).padStart(8)} kB\n`;
+  return line('MemTotal', total) + line('MemFree', free);
+}
+
+function buddyinfo(m: Machine): string {
+  let out = '';
+  for (const nid of [...m.nodes.online].sort((a, b) => a - b))
+    for (const zone of ZONE_TYPES) {
+      const z = m.physmem.zoneInfo(nid, zone);
+      if (!z || !z.present) continue;
+      out += `Node ${nid}, zone ${zone.padStart(8)} ${m.physmem.buddyinfo(nid, zone)!.map((n) => String(n).padStart(6) + ' ').join('')}\n`;
+    }
+  return out;
+}
+
+/** `/proc/iomem` top level, as root reads it: boot e820 entries and hot-added System RAM. */
+function iomem(m: Machine): string {
+  const hex = (n: number) => n.toString(16).padStart(8, '0');
+  return [...m.resources]
+    .sort((a, b) => a.start - b.start)
+    .map((r) => `${hex(r.start)}-${hex(r.end - 1)} : ${r.name}\n`)
+    .join('');
+}
+
+/** The machine's pseudo filesystems. */
+export function buildSysfs(m: Machine): Sysfs {
+  const root = new StaticDir();
+  const sys = root.dir('sys');
+  const system = sys.dir('devices').dir('system');
+  system.set('memory', memoryRoot(m));
+  system.set('node', nodeRoot(m));
+  sys.dir('bus').dir('memory').set(
+    'devices',
+    new ComputedDir(
+      (name) => (/^memory(0|[1-9]\d*)$/.test(name) && m.blocks.has(Number(name.slice(6))) ? link(`../../../devices/system/memory/${name}`) : undefined),
+      () => m.sortedBlocks().map((b) => b.name),
+    ),
+  );
+  sys.dir('module').dir('memory_hotplug').set('parameters', parameters(m));
+  sys.dir('firmware').set('memmap', firmwareMemmap(m));
+  sys.dir('kernel').set('debug', m.debugfs);
+  const proc = root.dir('proc');
+  proc.set('meminfo', ro(() => meminfo(m)));
+  proc.set('zoneinfo', ro(() => zoneinfo(m)));
+  proc.set('buddyinfo', ro(() => buddyinfo(m)));
+  proc.set('iomem', ro(() => iomem(m)));
+  return new Sysfs(root, (fn) => m.task('sh', fn));
+}

@@ -1,0 +1,629 @@
+/**
+ * `Machine`: a simulated x86_64 Linux kernel on QEMU's pc machine, as users touch it (DESIGN.md,
+ * "Stable surface"): boot memory laid out as QEMU does, memory blocks, zones and nodes, the hotplug
+ * flows per kernel profile, sysfs/debugfs/procfs, ACPI pc-dimm plug and eject, error-injection modules,
+ * notifier chains, locks with the validator, and the trace.
+ */
+import { KernelError, MemhpError } from '../errors.js';
+import { PhysMem, PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/physmem.js';
+import { sizeBytes, type Size } from '../size.js';
+import { addMemory, blocksOf, memmapOnMemoryPages, memoryBlockOffline, memoryBlockOnline, offlineAndRemoveMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
+import { kstrtoint, MemoryNotifierErrorInject } from './inject.js';
+import { DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
+import { Lockdep } from './lockdep.js';
+import { HotplugLocks } from './locks.js';
+import { deviceOffline, deviceOnline, MemoryBlock, onlineTypeFromStr, type MemoryGroup } from './memory-block.js';
+import { memoryNotifierChain, nodeNotifierChain, type NotifierChain } from './notifier.js';
+import { getProfile, kstrtobool, parseMemmapOnMemory, type KernelProfile, type KernelSpec, type MemmapOnMemory, type MemoryNotify, type NodeNotify, type OnlineType } from './profile.js';
+import { buildSysfs } from './machine-sysfs.js';
+import { StaticDir, type Sysfs } from './sysfs.js';
+import type { DimmSpec, HotplugTarget } from './target.js';
+import { runTask } from './task.js';
+import { Trace } from './trace.js';
+
+/** One NUMA node's boot memory. */
+export interface NodeSpec {
+  /** Boot RAM on the node, a multiple of 128 MiB (0 for a memoryless node). */
+  memory: Size;
+}
+
+/** How to build a {@link Machine}; every field has a default. */
+export interface MachineOptions {
+  /** '6.1' | '6.12' | '7.2' | 'latest' (default), or a release string such as '6.12.117+deb13-amd64'. */
+  kernel?: KernelSpec | string;
+  /** Boot RAM, all on node 0 (default '4G'); ignored when `nodes` gives per-node memory. */
+  memory?: Size;
+  /** Node count (boot RAM on node 0, the rest memoryless with a CPU each), or each node's memory. Default 1. */
+  nodes?: number | NodeSpec[];
+  /** The hotplug window: QEMU's `maxmem` (default: boot memory + 16 GiB). */
+  maxMemory?: Size;
+  /** DIMM slots (QEMU `slots`); default 8. */
+  slots?: number;
+  /** Kernel command line words, read as the kernel does: `memhp_default_state=`, `memory_hotplug.*=`, `movable_node`. */
+  cmdline?: readonly string[];
+  /** `auto_online_blocks` at boot (overrides the command line); default: the profile's Debian default. */
+  autoOnline?: OnlineType;
+  /** `memory_hotplug.online_policy`; default 'contig-zones'. */
+  onlinePolicy?: OnlinePolicy;
+  /** `memory_hotplug.auto_movable_ratio`; default 301. */
+  autoMovableRatio?: number;
+  /** `memory_hotplug.auto_movable_numa_aware`; default true. */
+  autoMovableNumaAware?: boolean;
+  /** `memory_hotplug.memmap_on_memory`; default false. */
+  memmapOnMemory?: MemmapOnMemory;
+  /** The `movable_node` boot option; default false. */
+  movableNode?: boolean;
+  /** What boot leaves allocated (memblock reservations, kernel allocations); `false` for none at all. */
+  bootAllocations?: BootAllocations | false;
+  /** Lock validator: report by throwing (`'strict'`) or as trace records (default). */
+  lockdep?: 'strict' | 'record';
+  /** Retries of an offline that makes no progress before it fails EINTR (default 100, 1 ms apart). */
+  offlineRetries?: number;
+}
+
+/** A pc-dimm plugged into the machine. */
+export interface Dimm {
+  /** QEMU device id. */
+  readonly id: string;
+  /** DIMM slot. */
+  readonly slot: number;
+  /** Physical address (bytes). */
+  readonly addr: number;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Its `node` property. */
+  readonly node: number;
+  /** The kernel's static memory group, once the kernel added it. */
+  group: MemoryGroup | null;
+}
+
+/** A kernel module the machine can load. */
+interface LoadedModule {
+  readonly deps: readonly string[];
+  unload(): Promise<void>;
+}
+
+const GiB = 2 ** 30;
+
+function bytes(s: Size, what: string): number {
+  const n = sizeBytes(s);
+  if (n === null) throw new KernelError('EINVAL', `${what}: not a size in bytes: ${String(s)}`);
+  return n;
+}
+
+/** Boot options from the command line, as the kernel parses them (invalid values ignored or rejected as it does). */
+function parseCmdline(profile: KernelProfile, words: readonly string[]): Partial<HotplugParams> {
+  const out: { -readonly [K in keyof HotplugParams]?: HotplugParams[K] } = {};
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    const key = eq < 0 ? w : w.slice(0, eq);
+    const val = eq < 0 ? null : w.slice(eq + 1);
+    try {
+      if (key === 'memhp_default_state' && val !== null) out.autoOnline = onlineTypeFromStr(val);
+      else if (key === 'movable_node') out.movableNode = true;
+      else if (key === 'memory_hotplug.online_policy' && (val === 'contig-zones' || val === 'auto-movable')) out.onlinePolicy = val;
+      else if (key === 'memory_hotplug.auto_movable_ratio' && val !== null && /^\d+$/.test(val)) out.autoMovableRatio = Number(val);
+      else if (key === 'memory_hotplug.auto_movable_numa_aware') out.autoMovableNumaAware = val === null ? true : kstrtobool(profile, val);
+      else if (key === 'memory_hotplug.memmap_on_memory') out.memmapOnMemory = parseMemmapOnMemory(profile, val);
+    } catch {
+      // The kernel ignores a bad value (memhp_default_state) or leaves the parameter at its default.
+    }
+  }
+  return out;
+}
+
+/** A simulated machine. Create it with {@link Machine.create}. */
+export class Machine implements HotplugTarget, HotplugContext {
+  /** The kernel profile the machine runs. */
+  readonly kernel: KernelProfile;
+  /** Notifier, uevent and QMP-event records (and lockdep reports), in order. */
+  readonly trace = new Trace();
+  /** Kernel log lines memhp produces (pr_info/pr_warn of the modelled code paths). */
+  readonly dmesg: string[] = [];
+  /** The lock validator every lock reports to. */
+  readonly lockdep: Lockdep;
+  /** device_hotplug_lock, mem_hotplug_lock, cpu_hotplug_lock. */
+  readonly locks: HotplugLocks;
+  /** The memory notifier chain (`register_memory_notifier`). */
+  readonly memoryNotifier: NotifierChain<MemoryNotify>;
+  /** The node notifier chain (7.x; registering on other kernels throws ENOSYS). */
+  readonly nodeNotifier: NotifierChain<NodeNotify>;
+  /** Page-frame state and the buddy allocator. */
+  readonly physmem = new PhysMem();
+  /** sysfs, debugfs and procfs. */
+  readonly sysfs: Sysfs;
+  /** The boot memory map. */
+  readonly layout: PcLayout;
+  /** Pages per memory block. */
+  readonly blockPages: number;
+  /** Hotplug tunables (writable ones change through sysfs). */
+  readonly params: HotplugParams;
+  /** Node state masks. */
+  readonly nodes: NodeStates;
+  /** Memory block devices by id. */
+  readonly blocks = new Map<number, MemoryBlock>();
+  /** /proc/iomem resources memhp models. */
+  readonly resources: IomemResource[] = [];
+  /** /sys/firmware/memmap entries: raw e820 plus one per System RAM add, numbered as created. */
+  readonly firmwareMemmap = new Map<number, { start: number; end: number; type: string }>();
+  /** present_early_pages per `nid:zone`. */
+  readonly earlyPresent = new Map<string, number>();
+  /** See {@link MachineOptions.offlineRetries}. */
+  readonly offlineRetries: number;
+  /** DIMM slots. */
+  readonly slots: number;
+  /** Plugged DIMMs by id. */
+  readonly dimms = new Map<string, Dimm>();
+  /** Loaded modules by name (dashes as underscores). */
+  readonly modules = new Map<string, LoadedModule>();
+  /** The loaded error injector, if any (debugfs `notifier-error-inject/memory`). */
+  errorInject: MemoryNotifierErrorInject | null = null;
+  /** @internal Debugfs root (`/sys/kernel/debug`). */
+  readonly debugfs = new StaticDir();
+  /** @internal Called when block devices come and go, so sysfs can cache per-block directories. */
+  onBlocksChanged: (mem: MemoryBlock, added: boolean) => void = () => undefined;
+  #nextGroup = 0;
+  #nextMemmap = 0;
+  #closed = false;
+
+  private constructor(opts: MachineOptions) {
+    this.kernel = getProfile(opts.kernel ?? 'latest');
+    const strict = opts.lockdep === 'strict';
+    this.lockdep = new Lockdep({ strict, trace: this.trace });
+    this.locks = new HotplugLocks({ lockdep: this.lockdep });
+    this.memoryNotifier = memoryNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
+    this.nodeNotifier = nodeNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
+    const nodeMemory = Array.isArray(opts.nodes)
+      ? opts.nodes.map((n, i) => bytes(n.memory, `nodes[${i}].memory`))
+      : [bytes(opts.memory ?? '4G', 'memory'), ...Array.from({ length: Math.max(1, opts.nodes ?? 1) - 1 }, () => 0)];
+    if (nodeMemory.length < 1 || nodeMemory.length > 64) throw new KernelError('EINVAL', `nodes: 1..64 nodes, got ${nodeMemory.length}`);
+    nodeMemory.forEach((m, i) => {
+      if (m % (128 * 2 ** 20)) throw new KernelError('EINVAL', `nodes[${i}].memory: a multiple of 128 MiB, got ${m} bytes`);
+    });
+    const ram = nodeMemory.reduce((a, b) => a + b, 0);
+    this.slots = opts.slots ?? 8;
+    if (!Number.isInteger(this.slots) || this.slots < 0 || this.slots > 256) throw new KernelError('EINVAL', `slots: 0..256, got ${this.slots}`);
+    this.layout = pcLayout(nodeMemory, opts.maxMemory === undefined ? ram + 16 * GiB : bytes(opts.maxMemory, 'maxMemory'), this.slots);
+    this.blockPages = this.layout.blockSize / 4096;
+    const cmd = parseCmdline(this.kernel, opts.cmdline ?? []);
+    this.params = {
+      autoOnline: opts.autoOnline ?? cmd.autoOnline ?? this.kernel.defaultOnlineType,
+      onlinePolicy: opts.onlinePolicy ?? cmd.onlinePolicy ?? 'contig-zones',
+      autoMovableRatio: opts.autoMovableRatio ?? cmd.autoMovableRatio ?? 301,
+      autoMovableNumaAware: opts.autoMovableNumaAware ?? cmd.autoMovableNumaAware ?? true,
+      memmapOnMemory: opts.memmapOnMemory ?? cmd.memmapOnMemory ?? false,
+      movableNode: opts.movableNode ?? cmd.movableNode ?? false,
+    };
+    if (this.params.memmapOnMemory === 'force' && !this.kernel.memmapOnMemoryForce) throw new KernelError('EINVAL', `memmap_on_memory=force needs kernel 6.12 or later`);
+    const all = new Set(nodeMemory.map((_, i) => i));
+    this.nodes = { possible: nodeMemory.length, online: all, memory: new Set(), normal: new Set() };
+    this.offlineRetries = opts.offlineRetries ?? 100;
+    this.#boot(opts.bootAllocations === false ? null : { ...DEFAULT_BOOT_ALLOCATIONS, ...opts.bootAllocations });
+    this.sysfs = buildSysfs(this);
+  }
+
+  /** Boot a machine: memory laid out, zones initialised, boot allocations made, blocks online. */
+  static async create(opts: MachineOptions = {}): Promise<Machine> {
+    return new Machine(opts);
+  }
+
+  // Boot: sections, zones and memblock_free_all, then the kernel's own allocations, then the block devices.
+  #boot(alloc: Required<BootAllocations> | null): void {
+    const pm = this.physmem;
+    const L = this.layout;
+    for (const e of L.e820) this.resources.push({ start: e.start, end: e.end, name: e.type, hotplug: false });
+    // QEMU >= 7.1 reserves the AMD HyperTransport hole below 1 TiB for AMD-vendor vCPUs (TCG's qemu64).
+    this.resources.push({ start: 0xfd00000000, end: 0x10000000000, name: 'Reserved', hotplug: false });
+    const raw = [{ start: 0, end: 0x9fc00, type: 'System RAM' }, ...L.e820.slice(2).map((e) => ({ ...e })), { start: 0xfd00000000, end: 0x10000000000, type: 'Reserved' }];
+    for (const e of raw) this.firmwareMemmap.set(this.#nextMemmap++, e);
+    const reserved = alloc ? memblockReserved(L, alloc) : [{ start: 0, end: 0x100 }];
+    const sections = new Map<number, number>();
+    L.nodeRam.forEach((ranges, nid) => {
+      for (const r of ranges) for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++) sections.set(s, nid);
+    });
+    for (const [s, nid] of sections) pm.addSections(s * PAGES_PER_SECTION, PAGES_PER_SECTION, nid);
+    const free: { start: number; end: number }[] = [];
+    L.nodeRam.forEach((ranges, nid) => {
+      for (const piece of splitAtZones(ranges)) {
+        const nr = piece.end - piece.start;
+        pm.moveRangeToZone(piece.start, nr, nid, piece.zone, { reserved: true, isolate: false, migratetype: 'Movable' });
+        pm.adjustPresentPages(piece.start, nr);
+        const key = `${nid}:${piece.zone}`;
+        this.earlyPresent.set(key, (this.earlyPresent.get(key) ?? 0) + nr);
+        free.push(...subtractRanges([piece], reserved));
+      }
+      if (ranges.length) {
+        this.nodes.memory.add(nid);
+        this.nodes.normal.add(nid);
+      }
+    });
+    // memblock_free_all frees to the tail of the free lists, so the lowest pages are handed out first;
+    // freeing from the top down onto LIFO lists gives the same order.
+    const pieces = free.flatMap((f) => {
+      const out: { start: number; end: number }[] = [];
+      for (let s = f.start; s < f.end; s = (Math.floor(s / PAGES_PER_SECTION) + 1) * PAGES_PER_SECTION)
+        out.push({ start: s, end: Math.min(f.end, (Math.floor(s / PAGES_PER_SECTION) + 1) * PAGES_PER_SECTION) });
+      return out;
+    });
+    pieces.sort((a, b) => b.start - a.start);
+    for (const f of pieces) pm.onlinePagesRange(f.start, f.end - f.start, false);
+    for (const s of sections.keys()) pm.markSectionsOnline(s * PAGES_PER_SECTION, PAGES_PER_SECTION);
+    if (alloc) {
+      pm.alloc({ count: alloc.unmovablePages, kind: 'unmovable' });
+      pm.alloc({ count: alloc.reclaimablePages, kind: 'reclaimable' });
+      pm.alloc({ count: alloc.movablePages, kind: 'movable' });
+    }
+    // memory_dev_init: a block per block-aligned range holding a present section, online; its zone is
+    // the one zone whose span intersects it, else NULL (memory0 spans DMA and DMA32).
+    const blockIds = new Map<number, number>();
+    for (const [s, nid] of sections) blockIds.set(Math.floor((s * PAGES_PER_SECTION) / this.blockPages), nid);
+    for (const [id, nid] of [...blockIds].sort((a, b) => a[0] - b[0])) {
+      const start = id * this.blockPages;
+      const hits: ZoneType[] = [];
+      const nids = new Set<number>();
+      for (let n = 0; n < this.nodes.possible; n++)
+        for (const z of ZONE_TYPES) {
+          const info = pm.zoneInfo(n, z);
+          if (info && info.spanned && start < info.start + info.spanned && start + this.blockPages > info.start) (hits.push(z), nids.add(n));
+        }
+      const mem = new MemoryBlock({ id, nrPages: this.blockPages, nid, state: 'online', zone: hits.length === 1 && nids.size === 1 ? hits[0]! : null, nrVmemmapPages: 0, group: null, early: true, deviceLock: this.locks.createDeviceLock(`memory${id}`) });
+      this.blocks.set(id, mem);
+    }
+  }
+
+  /** The memory block size in bytes. */
+  get blockSize(): number {
+    return this.layout.blockSize;
+  }
+
+  /** @internal BlockActions: memory_block_online. */
+  memoryBlockOnline(mem: MemoryBlock): Promise<void> {
+    return memoryBlockOnline(this, mem);
+  }
+
+  /** @internal BlockActions: memory_block_offline. */
+  memoryBlockOffline(mem: MemoryBlock, signal?: AbortSignal): Promise<void> {
+    return memoryBlockOffline(this, mem, signal);
+  }
+
+  /** @internal kobject_uevent for a memory block. */
+  uevent(mem: MemoryBlock, action: 'add' | 'remove' | 'online' | 'offline'): void {
+    this.trace.add({ type: 'uevent', action, devpath: mem.devpath });
+  }
+
+  /** @internal device_register of a new block: KOBJ_ADD, and the bus probe locks the new device. */
+  async registerBlock(o: { id: number; nid: number; group: MemoryGroup | null; nrVmemmapPages: number }): Promise<MemoryBlock> {
+    if (this.blocks.has(o.id)) throw new KernelError('EEXIST', `memory${o.id} already exists`);
+    const mem = new MemoryBlock({ ...o, nrPages: this.blockPages, state: 'offline', zone: null, early: false, deviceLock: this.locks.createDeviceLock(`memory${o.id}`) });
+    this.blocks.set(o.id, mem);
+    this.onBlocksChanged(mem, true);
+    this.uevent(mem, 'add');
+    // device_add → bus_probe_device → device_lock(dev): taken under mem_hotplug_lock (kernel-spec.md §6).
+    await mem.deviceLock.lock('device_register');
+    mem.deviceLock.unlock();
+    return mem;
+  }
+
+  /** @internal device_unregister of a block: KOBJ_REMOVE. */
+  unregisterBlock(mem: MemoryBlock): void {
+    this.blocks.delete(mem.id);
+    this.onBlocksChanged(mem, false);
+    this.uevent(mem, 'remove');
+  }
+
+  /** Write a sysfs `state` value for a block (`state_store`): EINVAL for bad strings and for "already in that state". */
+  async stateStore(mem: MemoryBlock, value: string, signal?: AbortSignal): Promise<void> {
+    const type = onlineTypeFromStr(value);
+    await this.locks.lockDeviceHotplugSysfs();
+    try {
+      let r: 0 | 1;
+      if (type === 'offline') r = await deviceOffline(this, mem, signal);
+      else {
+        mem.onlineType = type;
+        r = await deviceOnline(this, mem, signal);
+      }
+      if (r > 0) throw new KernelError('EINVAL', `${mem.name}: already ${type === 'offline' ? 'offline' : 'online'}`);
+    } finally {
+      this.locks.unlockDeviceHotplug();
+    }
+  }
+
+  /** Write the generic device `online` attribute (`online_store`): kstrtobool, and "already" is success. */
+  async onlineStore(mem: MemoryBlock, value: string, signal?: AbortSignal): Promise<void> {
+    const on = kstrtobool(this.kernel, value);
+    await this.locks.lockDeviceHotplugSysfs();
+    try {
+      await (on ? deviceOnline(this, mem, signal) : deviceOffline(this, mem, signal));
+    } finally {
+      this.locks.unlockDeviceHotplug();
+    }
+  }
+
+  /** Run `fn` as its own task (a user process, an ACPI worker) so locks and the validator tell tasks apart. */
+  task<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    this.#checkOpen();
+    return runTask(name, fn);
+  }
+
+  /**
+   * `add_memory(nid, start, size)`: lock_device_hotplug + __add_memory (System RAM, no group). Returns
+   * once the blocks exist and auto-online ran. E2BIG / EEXIST / EINVAL as the kernel returns them.
+   */
+  addMemory(nid: number, start: bigint | number, size: bigint | number): Promise<void> {
+    return this.task('add_memory', async () => {
+      await this.locks.lockDeviceHotplug('add_memory');
+      try {
+        const s = Number(start);
+        const blocks = await addMemory(this, nid, s, Number(size));
+        this.#firmwareMapAdd(s, Number(size));
+        void blocks;
+      } finally {
+        this.locks.unlockDeviceHotplug();
+      }
+    });
+  }
+
+  /** `remove_memory(start, size)`: EBUSY while a block of the range is online; EINVAL for a range that is not added memory. */
+  removeMemory(start: bigint | number, size: bigint | number): Promise<void> {
+    return this.task('remove_memory', async () => {
+      await this.locks.lockDeviceHotplug('remove_memory');
+      try {
+        await tryRemoveMemory(this, Number(start), Number(size));
+        this.#firmwareMapRemove(Number(start), Number(size));
+      } finally {
+        this.locks.unlockDeviceHotplug();
+      }
+    });
+  }
+
+  /** `offline_and_remove_memory(start, size)`: offline all blocks (re-online them on failure), then remove. */
+  offlineAndRemoveMemory(start: bigint | number, size: bigint | number): Promise<void> {
+    return this.task('offline_and_remove_memory', async () => {
+      await offlineAndRemoveMemory(this, Number(start), Number(size));
+      this.#firmwareMapRemove(Number(start), Number(size));
+    });
+  }
+
+  #firmwareMapAdd(start: number, size: number): void {
+    this.firmwareMemmap.set(this.#nextMemmap++, { start, end: start + size, type: 'System RAM' });
+  }
+
+  #firmwareMapRemove(start: number, size: number): void {
+    for (const [k, e] of this.firmwareMemmap) if (e.start === start && e.end === start + size) this.firmwareMemmap.delete(k);
+  }
+
+  /** Where QEMU would put a DIMM of `size`: the first gap in the device-memory window (2 MiB aligned). */
+  dimmAddress(size: number): number | null {
+    const { base, size: window } = this.layout.deviceMemory;
+    const used = [...this.dimms.values()].sort((a, b) => a.addr - b.addr);
+    let addr = base;
+    for (const d of used) {
+      if (addr + size <= d.addr) break;
+      addr = Math.max(addr, Math.ceil((d.addr + d.size) / (2 * 2 ** 20)) * 2 * 2 ** 20);
+    }
+    return addr + size <= base + window ? addr : null;
+  }
+
+  #qmpEvent(event: string, data: Record<string, string | number | Record<string, string | number>>): void {
+    this.trace.add({ type: 'qmp-event', event, data });
+  }
+
+  /**
+   * Plug a pc-dimm as QEMU and the guest's ACPI driver do: QEMU places it (first fit from the window
+   * base) and raises the event; the kernel registers a static memory group, runs __add_memory under
+   * device_hotplug_lock (auto-online per `auto_online_blocks`), binds the blocks and reports _OST.
+   * QEMU-side refusals: EEXIST (id in use), ENOSPC (no slot or no room below maxmem). A kernel refusal
+   * (e.g. EINVAL for a size that is not a multiple of the block size) rejects, and the DIMM stays.
+   */
+  async plugDimm(d: DimmSpec): Promise<void> {
+    this.#checkOpen();
+    const size = bytes(d.size, 'size');
+    const node = d.node ?? 0;
+    if (this.dimms.has(d.id)) throw new KernelError('EEXIST', `device id '${d.id}' is already in use`);
+    if (!size || size % (2 * 2 ** 20)) throw new KernelError('EINVAL', `${d.id}: size must be a non-zero multiple of 2 MiB`);
+    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.possible) throw new KernelError('EINVAL', `${d.id}: node ${node} does not exist`);
+    const used = new Set([...this.dimms.values()].map((x) => x.slot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    if (slot >= this.slots) throw new KernelError('ENOSPC', `${d.id}: no free DIMM slot (${this.slots} in use)`);
+    const plugged = [...this.dimms.values()].reduce((a, x) => a + x.size, 0);
+    const ram = this.layout.lowmem + this.layout.highmem;
+    const maxmem = this.layout.deviceMemory.size - this.slots * GiB + ram;
+    const addr = this.dimmAddress(size);
+    if (ram + plugged + size > maxmem || addr === null) throw new KernelError('ENOSPC', `${d.id}: not enough room below maxmem`);
+    const dimm: Dimm = { id: d.id, slot, addr, size, node, group: null };
+    this.dimms.set(d.id, dimm);
+    await this.task('kworker/u8:0-kacpi_hotplug', async () => {
+      await this.locks.lockDeviceHotplug('acpi_device_hotplug');
+      let status = 0;
+      try {
+        // acpi_memory_device_add: a static group, __add_memory(mgid, …, MHP_NID_IS_MGID | MEMMAP hint).
+        const group: MemoryGroup = { id: this.#nextGroup++, nid: node, maxPages: size / 4096, presentKernelPages: 0, presentMovablePages: 0 };
+        // 6.1's driver asks only when mhp_supports_memmap_on_memory(size) holds: one block, parameter on.
+        const hint = this.kernel.memmapOnMemoryAdd === 'per-block' || (size === this.blockSize && memmapOnMemoryPages(this) > 0);
+        try {
+          await addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
+        } catch (e) {
+          status = 1; // _OST(1, non-specific failure): "add_memory failed", no handler attached
+          throw e;
+        }
+        dimm.group = group;
+        this.#firmwareMapAdd(addr, size);
+        const pnp = `PNP0C80:${slot.toString(16).padStart(2, '0')}`;
+        for (const b of blocksOf(this, addr, size)) b.firmwareNode = pnp;
+      } finally {
+        this.locks.unlockDeviceHotplug();
+        this.#qmpEvent('ACPI_DEVICE_OST', { info: { device: d.id, slot: String(slot), 'slot-type': 'DIMM', source: 1, status } });
+      }
+    });
+  }
+
+  /**
+   * Eject a pc-dimm as the guest's ACPI driver does (kernel-spec.md §8.3): offline its blocks in
+   * ascending order (a second pass retries failures; blocks offlined meanwhile are re-onlined with the
+   * default policy on failure → EBUSY, _OST 0x82, the DIMM stays), else remove the memory, DEVICE_DELETED.
+   */
+  async unplugDimm(id: string): Promise<void> {
+    this.#checkOpen();
+    const dimm = this.dimms.get(id);
+    if (!dimm) throw new KernelError('ENODEV', `Device '${id}' not found`);
+    const ost = (status: number, withDevice = true) =>
+      this.#qmpEvent('ACPI_DEVICE_OST', { info: { ...(withDevice ? { device: id } : {}), slot: String(dimm.slot), 'slot-type': 'DIMM', source: 3, status } });
+    await this.task('kworker/u8:0-kacpi_hotplug', async () => {
+      await this.locks.lockDeviceHotplug('acpi_device_hotplug');
+      try {
+        ost(0x84);
+        const blocks = dimm.group ? blocksOf(this, dimm.addr, dimm.size) : [];
+        // acpi_scan_try_to_offline: pass 1 over every block, pass 2 over the failures.
+        const putOnline = new Set<MemoryBlock>();
+        const failed: MemoryBlock[] = [];
+        for (const mem of blocks) {
+          try {
+            if ((await deviceOffline(this, mem)) === 0) putOnline.add(mem);
+          } catch {
+            failed.push(mem);
+          }
+        }
+        for (const mem of failed) {
+          try {
+            if ((await deviceOffline(this, mem)) === 0) putOnline.add(mem);
+          } catch (e) {
+            this.dmesg.push(`${mem.name}: Offline failed.`);
+            for (const b of blocks) if (putOnline.has(b)) await deviceOnline(this, b).catch(() => 0);
+            ost(0x82);
+            throw new KernelError('EBUSY', `${id}: guest refused the unplug: ${mem.name} cannot be offlined (${e instanceof Error ? e.message : String(e)})`, { ostStatus: 0x82 });
+          }
+        }
+        if (dimm.group) {
+          await tryRemoveMemory(this, dimm.addr, dimm.size);
+          this.#firmwareMapRemove(dimm.addr, dimm.size);
+        }
+        this.dimms.delete(id);
+        this.#qmpEvent('DEVICE_DELETED', { device: id, path: `/machine/peripheral/${id}` });
+        ost(0, false);
+      } finally {
+        this.locks.unlockDeviceHotplug();
+      }
+    });
+  }
+
+  /**
+   * Load a module. `memory-notifier-error-inject` (with `{priority}`) pulls in `notifier-error-inject`
+   * as modprobe does and creates its debugfs files. EEXIST if loaded, ENOENT for a module memhp lacks,
+   * EINVAL for a bad parameter value.
+   */
+  async loadModule(name: string, params: Record<string, string | number> = {}): Promise<void> {
+    this.#checkOpen();
+    const mod = name.replaceAll('-', '_');
+    if (this.modules.has(mod)) throw new KernelError('EEXIST', `module ${mod} is already loaded`);
+    if (mod === 'notifier_error_inject') {
+      this.debugfs.dir('notifier-error-inject');
+      this.modules.set(mod, { deps: [], unload: async () => void this.debugfs.entries.delete('notifier-error-inject') });
+      return;
+    }
+    if (mod !== 'memory_notifier_error_inject') throw new KernelError('ENOENT', `Module ${name} not found`);
+    let priority = 0;
+    if (params.priority !== undefined) {
+      try {
+        priority = kstrtoint(String(params.priority));
+      } catch {
+        throw new KernelError('EINVAL', `${mod}: invalid value '${params.priority}' for parameter 'priority'`);
+      }
+    }
+    if (!this.modules.has('notifier_error_inject')) await this.loadModule('notifier_error_inject');
+    const inj = new MemoryNotifierErrorInject(this.kernel, this.memoryNotifier, priority, (l) => this.dmesg.push(l));
+    await inj.block.registered;
+    this.debugfs.dir('notifier-error-inject').set('memory', inj.dir);
+    this.errorInject = inj;
+    this.modules.set(mod, {
+      deps: ['notifier_error_inject'],
+      unload: async () => {
+        await inj.unload();
+        this.debugfs.dir('notifier-error-inject').entries.delete('memory');
+        this.errorInject = null;
+      },
+    });
+  }
+
+  /** Unload a module: ENOENT if not loaded, EAGAIN while another module depends on it. */
+  async unloadModule(name: string): Promise<void> {
+    const mod = name.replaceAll('-', '_');
+    const m = this.modules.get(mod);
+    if (!m) throw new KernelError('ENOENT', `module ${mod} is not loaded`);
+    for (const [other, o] of this.modules) if (o.deps.includes(mod)) throw new KernelError('EAGAIN', `module ${mod} is in use by ${other}`);
+    await m.unload();
+    this.modules.delete(mod);
+  }
+
+  /** Allocate pages as a workload would (see {@link PhysMem.alloc}); returns the head pfns. */
+  alloc(req: AllocRequest): Float64Array {
+    return this.physmem.alloc(req);
+  }
+
+  /** Free pages by head pfn. */
+  free(pfns: Float64Array | readonly number[]): void {
+    this.physmem.free(pfns);
+  }
+
+  /** Pin movable pages (long-term GUP): they block offline until unpinned. */
+  pin(pfns: Float64Array | readonly number[]): void {
+    this.physmem.pin(pfns);
+  }
+
+  /** Unpin pages. */
+  unpin(pfns: Float64Array | readonly number[]): void {
+    this.physmem.unpin(pfns);
+  }
+
+  /**
+   * memory_failure on a free page: it leaves the buddy as HWPoison and (6.2+) its block's nr_hwpoison
+   * grows, so a later online of that block fails EHWPOISON. EBUSY for a page in use, ENXIO for no page.
+   */
+  hwpoison(pfn: number): void {
+    const mem = this.blocks.get(Math.floor(pfn / this.blockPages));
+    if (!mem || !this.physmem.sectionInfo(pfn).present) throw new KernelError('ENXIO', `pfn 0x${pfn.toString(16)} is not a valid page`);
+    this.physmem.hwpoison(pfn);
+    mem.nrHwpoison++;
+  }
+
+  /** The block holding a physical address, or undefined. */
+  blockAt(phys: bigint | number): MemoryBlock | undefined {
+    return this.blocks.get(Math.floor(Number(phys) / this.blockSize));
+  }
+
+  /** Blocks in ascending id order. */
+  sortedBlocks(): MemoryBlock[] {
+    return [...this.blocks.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Every invariant violation of the page state and of the model (empty when consistent). */
+  checkInvariants(): string[] {
+    const bad = this.physmem.checkInvariants();
+    for (const mem of this.blocks.values()) {
+      if (mem.state === 'going-offline') continue;
+      if ((mem.state === 'offline') !== mem.devOffline) bad.push(`${mem.name}: state ${mem.state} but device offline=${mem.devOffline}`);
+      if (mem.state === 'offline' && mem.zone) bad.push(`${mem.name}: offline but zone ${mem.zone}`);
+      if (mem.state === 'online' && mem.zone) {
+        const z = this.physmem.zoneInfo(mem.nid, mem.zone);
+        // Boot blocks may end in a hole beyond the zone span (memory23 of a 4 GiB pc): only intersection holds there.
+        const covered = z && (mem.early ? mem.startPfn < z.start + z.spanned && mem.startPfn + mem.nrPages > z.start : mem.startPfn >= z.start && mem.startPfn + mem.nrPages <= z.start + z.spanned);
+        if (!covered) bad.push(`${mem.name}: online in ${mem.zone} outside the zone span`);
+      }
+    }
+    for (let nid = 0; nid < this.nodes.possible; nid++) {
+      const present = ZONE_TYPES.reduce((a, z) => a + (this.physmem.zoneInfo(nid, z)?.present ?? 0), 0);
+      if ((present > 0) !== this.nodes.memory.has(nid)) bad.push(`node${nid}: present ${present} but N_MEMORY ${this.nodes.memory.has(nid)}`);
+    }
+    return bad;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new MemhpError('machine is closed');
+  }
+
+  /** Nothing to release but the native state; later calls throw. */
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
+

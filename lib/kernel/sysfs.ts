@@ -1,0 +1,213 @@
+/**
+ * A kernel pseudo filesystem (sysfs, debugfs, procfs) as user space sees it: paths resolve through
+ * directories (static or computed, such as one `memoryN` per block) and symlinks to attributes with
+ * the kernel's show/store semantics and errnos. `exportTo` writes the tree as real files so tools such
+ * as `lsmem --sysroot` can read it.
+ */
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { KernelError } from '../errors.js';
+import type { SysfsAccess } from './target.js';
+
+/** An attribute file. Without `show` a read fails EACCES, without `store` a write does (kernfs_fop_open). */
+export interface SysFile {
+  readonly kind: 'file';
+  /** Permission bits, as `ls -l` would show them (0444, 0644, 0200, 0600). */
+  readonly mode: number;
+  /** The file's text. */
+  show?(): string | Promise<string>;
+  /** Take a write; throw KernelError to fail it. `signal` aborts a long store (a signal to the writer). */
+  store?(value: string, signal?: AbortSignal): void | Promise<void>;
+}
+
+/** A symbolic link; `target` is relative to the link's directory, as sysfs makes them. */
+export interface SysLink {
+  readonly kind: 'link';
+  readonly target: string;
+}
+
+/** A directory: its entries by name, possibly computed on each lookup. */
+export interface SysDir {
+  readonly kind: 'dir';
+  get(name: string): SysNode | undefined;
+  /** Entry names, in any order. */
+  list(): string[];
+}
+
+/** Any node of the tree. */
+export type SysNode = SysFile | SysLink | SysDir;
+
+/** A directory with a fixed set of entries (which may still change over time). */
+export class StaticDir implements SysDir {
+  readonly kind = 'dir';
+  readonly entries = new Map<string, SysNode>();
+
+  constructor(entries: Record<string, SysNode> = {}) {
+    for (const [k, v] of Object.entries(entries)) this.entries.set(k, v);
+  }
+
+  get(name: string): SysNode | undefined {
+    return this.entries.get(name);
+  }
+
+  list(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** Add or replace an entry; returns this directory. */
+  set(name: string, node: SysNode): this {
+    this.entries.set(name, node);
+    return this;
+  }
+
+  /** The subdirectory `name`, created (static) when missing. */
+  dir(name: string): StaticDir {
+    const d = this.entries.get(name);
+    if (d instanceof StaticDir) return d;
+    const n = new StaticDir();
+    this.entries.set(name, n);
+    return n;
+  }
+}
+
+/** A read-only attribute (0444). */
+export function ro(show: () => string | Promise<string>): SysFile {
+  return { kind: 'file', mode: 0o444, show };
+}
+
+/** A read-write attribute (0644 unless given). */
+export function rw(show: () => string | Promise<string>, store: (value: string, signal?: AbortSignal) => void | Promise<void>, mode = 0o644): SysFile {
+  return { kind: 'file', mode, show, store };
+}
+
+/** A write-only attribute (0200). */
+export function wo(store: (value: string, signal?: AbortSignal) => void | Promise<void>): SysFile {
+  return { kind: 'file', mode: 0o200, store };
+}
+
+/** A symlink. */
+export function link(target: string): SysLink {
+  return { kind: 'link', target };
+}
+
+const MAX_LINKS = 40; // ELOOP, as path_lookup gives up
+
+/** Options of a write. */
+export interface WriteOptions {
+  /** Aborting it is a signal to the writer: a long offline fails EINTR. */
+  signal?: AbortSignal;
+}
+
+/** The pseudo filesystem of a simulated machine, rooted at `/`. */
+export class Sysfs implements SysfsAccess {
+  /** The root directory. */
+  readonly root: StaticDir;
+  /** Runs every store (the machine wraps it in a task). */
+  readonly #runStore: (fn: () => Promise<void>) => Promise<void>;
+
+  constructor(root: StaticDir, runStore: (fn: () => Promise<void>) => Promise<void> = (fn) => fn()) {
+    this.root = root;
+    this.#runStore = runStore;
+  }
+
+  /** Resolve a path to a node, following symlinks; the final link too unless `noFollow`. */
+  lookup(p: string, noFollow = false): { node: SysNode; path: string } {
+    if (!p.startsWith('/')) throw new KernelError('ENOENT', `${p}: not an absolute path`);
+    let parts = p.split('/').filter((x) => x && x !== '.');
+    let stack: { node: SysDir; name: string }[] = [];
+    let node: SysNode = this.root;
+    let links = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const name = parts[i]!;
+      if (node.kind !== 'dir') throw new KernelError('ENOTDIR', `${p}: not a directory`);
+      if (name === '..') {
+        node = stack.pop()?.node ?? this.root;
+        continue;
+      }
+      const next: SysNode | undefined = node.get(name);
+      if (!next) throw new KernelError('ENOENT', `${p}: no such file or directory`);
+      if (next.kind === 'link' && (i < parts.length - 1 || !noFollow)) {
+        if (++links > MAX_LINKS) throw new KernelError('ELOOP', `${p}: too many levels of symbolic links`);
+        const base = next.target.startsWith('/') ? [] : stack.map((s) => s.name);
+        const resolved = [...base, ...next.target.split('/').filter((x) => x && x !== '.'), ...parts.slice(i + 1)];
+        parts = resolved;
+        stack = [];
+        node = this.root;
+        i = -1;
+        continue;
+      }
+      stack.push({ node, name });
+      node = next;
+    }
+    return { node, path: '/' + stack.map((s) => s.name).join('/') };
+  }
+
+  /** Read a file: ENOENT, EISDIR for a directory, EACCES without a show method. */
+  async read(p: string): Promise<string> {
+    const { node } = this.lookup(p);
+    if (node.kind === 'dir') throw new KernelError('EISDIR', `${p}: is a directory`);
+    if (node.kind !== 'file' || !node.show) throw new KernelError('EACCES', `${p}: permission denied`);
+    return node.show();
+  }
+
+  /**
+   * Write `value` as one write(2) of exactly these bytes. An empty write succeeds without calling the
+   * store (sysfs_kf_write); a store error rejects with its KernelError.
+   */
+  async write(p: string, value: string, opts: WriteOptions = {}): Promise<void> {
+    const { node } = this.lookup(p);
+    if (node.kind === 'dir') throw new KernelError('EISDIR', `${p}: is a directory`);
+    if (node.kind !== 'file' || !node.store) throw new KernelError('EACCES', `${p}: permission denied`);
+    const store = node.store;
+    if (value === '' && p.startsWith('/sys/') && !p.startsWith('/sys/kernel/debug/')) return;
+    await this.#runStore(async () => {
+      await store(value, opts.signal);
+    });
+  }
+
+  /** Directory entries, sorted: ENOENT, ENOTDIR for a file. */
+  async list(p: string): Promise<string[]> {
+    const { node } = this.lookup(p);
+    if (node.kind !== 'dir') throw new KernelError('ENOTDIR', `${p}: not a directory`);
+    return node.list().sort();
+  }
+
+  /** Whether `p` exists (a dangling final link counts as existing). */
+  exists(p: string): boolean {
+    try {
+      this.lookup(p, true);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Write the tree below `from` (default `/sys`) into `dir` as real files and relative symlinks: file
+   * contents are what a read returns now, unreadable files are empty (mode kept). Returns the count of
+   * files written. For `lsmem --sysroot DIR`.
+   */
+  async exportTo(dir: string, from = '/sys'): Promise<number> {
+    let files = 0;
+    const walk = async (node: SysDir, rel: string): Promise<void> => {
+      const out = path.join(dir, rel);
+      await mkdir(out, { recursive: true });
+      for (const name of node.list().sort()) {
+        const child = node.get(name)!;
+        const target = path.join(out, name);
+        if (child.kind === 'dir') await walk(child, path.join(rel, name));
+        else if (child.kind === 'link') await symlink(child.target, target);
+        else {
+          let text = '';
+          if (child.show) text = await Promise.resolve(child.show()).catch(() => '');
+          await writeFile(target, text, { mode: child.mode });
+          files++;
+        }
+      }
+    };
+    const { node } = this.lookup(from);
+    if (node.kind !== 'dir') throw new KernelError('ENOTDIR', `${from}: not a directory`);
+    await walk(node, from);
+    return files;
+  }
+}
