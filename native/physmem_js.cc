@@ -89,6 +89,7 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::OnlinePagesRange>("onlinePagesRange"),
       InstanceMethod<&PhysMemJs::AdjustPresentPages>("adjustPresentPages"),
       InstanceMethod<&PhysMemJs::MarkSectionsOnline>("markSectionsOnline"),
+      InstanceMethod<&PhysMemJs::ZoneCounters>("zoneCounters"),
       InstanceMethod<&PhysMemJs::IsolateRange>("isolateRange"),
       InstanceMethod<&PhysMemJs::UndoIsolateRange>("undoIsolateRange"),
       InstanceMethod<&PhysMemJs::TestPagesIsolated>("testPagesIsolated"),
@@ -299,6 +300,24 @@ Napi::Value PhysMemJs::Hwpoison(const Napi::CallbackInfo& info) {
 
 // zoneInfo(nid, zone) -> {start, spanned, present, managed, free, isolatedFree, hwpoison,
 // allocated: Float64Array(kinds), nrFree: Float64Array(orders x lists)} or null when the zone never existed.
+// The counters flows read on every step, without allocating: [start, spanned, present, managed, free].
+Napi::Value PhysMemJs::ZoneCounters(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* m = "zoneCounters";
+    const Zone* z = pm_.zone(argInt(info, 0, m, "nid", 0, MAX_NUMNODES - 1), argInt(info, 1, m, "zone", 0, NR_ZONES - 1));
+    if (info.Length() <= 2 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[2].As<Napi::Float64Array>().ElementLength() < 5)
+      einval("zoneCounters: out must be a Float64Array of at least 5 elements");
+    Napi::Float64Array out = info[2].As<Napi::Float64Array>();
+    out[0] = z ? double(z->start) : 0;
+    out[1] = z ? double(z->spanned) : 0;
+    out[2] = z ? double(z->present) : 0;
+    out[3] = z ? double(z->managed) : 0;
+    out[4] = z ? double(z->freePages) : 0;
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value PhysMemJs::ZoneInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();

@@ -25,6 +25,7 @@ class PhysMemJs : public Napi::ObjectWrap<PhysMemJs> {
   MEMHP_METHOD(OnlinePagesRange)
   MEMHP_METHOD(AdjustPresentPages)
   MEMHP_METHOD(MarkSectionsOnline)
+  MEMHP_METHOD(ZoneCounters)
   MEMHP_METHOD(IsolateRange)
   MEMHP_METHOD(UndoIsolateRange)
   MEMHP_METHOD(TestPagesIsolated)

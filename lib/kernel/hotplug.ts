@@ -101,9 +101,8 @@ function hexRange(startPfn: number, nr: number): string {
 }
 
 /** A zone's span, or an empty span. */
-export function zoneSpan(ctx: HotplugContext, nid: number, zone: ZoneType): { start: number; spanned: number; present: number } {
-  const z = ctx.physmem.zoneInfo(nid, zone);
-  return z ? { start: z.start, spanned: z.spanned, present: z.present } : { start: 0, spanned: 0, present: 0 };
+export function zoneSpan(ctx: HotplugContext, nid: number, zone: ZoneType): Readonly<{ start: number; spanned: number; present: number }> {
+  return ctx.physmem.zoneCounters(nid, zone);
 }
 
 /** `zone_intersects`: an empty zone never intersects. */

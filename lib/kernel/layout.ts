@@ -13,6 +13,8 @@ const GiB = 2 ** 30;
 export const MAX_DMA_PFN = (16 * MiB) >> PAGE_SHIFT;
 /** pfn of 4 GiB: the end of ZONE_DMA32. */
 export const MAX_DMA32_PFN = (4 * GiB) / 4096;
+/** Start of the AMD HyperTransport hole QEMU reserves below 1 TiB (e820 Reserved up to 1 TiB). */
+export const AMD_HT_START = 0xfd00000000;
 /** x86_64 MAX_PHYSMEM_BITS with 4-level paging: hot-added memory must end below 64 TiB. */
 export const MAX_PHYSMEM_BYTES = 2 ** 46;
 
@@ -91,6 +93,11 @@ export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots
   if (maxMemory < ram) throw new KernelError('EINVAL', `maxMemory (${maxMemory}) is below the boot memory (${ram})`);
   const lowmem = ram >= 0xe0000000 ? 0xc0000000 : ram;
   const highmem = ram - lowmem;
+  const window = maxMemory - ram + slots * GiB;
+  // QEMU >= 7.1 with an AMD-vendor vCPU (TCG's qemu64) moves RAM above 4 GiB to 1 TiB when the highest
+  // guest address (device memory plus the 2 GiB 64-bit PCI hole) would reach the HyperTransport hole.
+  const windowBase = (hi: number) => (highmem ? Math.ceil((hi + highmem) / GiB) * GiB : hi);
+  const hi = windowBase(4 * GiB) + window + 2 * GiB > AMD_HT_START ? 2 ** 40 : 4 * GiB;
   const seabiosTop = lowmem - 128 * 1024;
   const e820: E820Entry[] = [
     { start: 0, end: 0x1000, type: 'Reserved' },
@@ -101,10 +108,11 @@ export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots
     { start: seabiosTop, end: lowmem, type: 'Reserved' },
     { start: 0xfffc0000, end: 4 * GiB, type: 'Reserved' },
   ];
-  if (highmem) e820.push({ start: 4 * GiB, end: 4 * GiB + highmem, type: 'System RAM' });
+  if (highmem) e820.push({ start: hi, end: hi + highmem, type: 'System RAM' });
+  e820.sort((a, b) => a.start - b.start);
   // Whole pages of System RAM, per node by RAM offset.
   const ramRanges = e820.filter((e) => e.type === 'System RAM').map((e) => ({ start: Math.ceil(e.start / 4096), end: Math.floor(e.end / 4096) }));
-  const toPhys = (off: number) => (off < lowmem ? off : 4 * GiB + off - lowmem);
+  const toPhys = (off: number) => (off < lowmem ? off : hi + off - lowmem);
   const nodeRam: PfnRange[][] = [];
   let off = 0;
   for (const m of nodeMemory) {
@@ -123,7 +131,6 @@ export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots
     off += m;
   }
   const maxPfn = Math.max(...ramRanges.map((r) => r.end));
-  const base = highmem ? Math.ceil((4 * GiB + highmem) / GiB) * GiB : 4 * GiB;
   return {
     lowmem,
     highmem,
@@ -131,7 +138,7 @@ export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots
     nodeRam,
     maxPfn,
     blockSize: probeMemoryBlockSize(maxPfn * 4096),
-    deviceMemory: { base, size: maxMemory - ram + slots * GiB },
+    deviceMemory: { base: windowBase(hi), size: window },
   };
 }
 

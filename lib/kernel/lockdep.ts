@@ -118,6 +118,9 @@ export class Lockdep {
   readonly #edges = new Map<string, Map<string, Witness[]>>();
   // Acquisition contexts already validated (lockdep's chain cache): same held set + same new lock.
   readonly #validated = new Set<string>();
+  // Class reachability in the order graph, cleared when a class edge is added: most acquisitions have
+  // no reverse path at all, and this answers them without the iterative-deepening search.
+  readonly #reach = new Map<string, boolean>();
   readonly #reported = new Set<string>();
   readonly #ids = new WeakMap<LockInstance, number>();
   #nextId = 1;
@@ -142,7 +145,8 @@ export class Lockdep {
     const key = held.map((h) => `${this.#id(h.lock)}${h.mode[0]}`).join(',') + `>${lock.lockClass}:${mode[0]}`;
     if (this.#validated.has(key)) return;
     const want: Held = { lock, mode, op };
-    const chain = [...held, want].map((h) => entry(task, h));
+    let chainMemo: LockChainEntry[] | undefined;
+    const chain = () => (chainMemo ??= [...held, want].map((h) => entry(task, h)));
 
     const same = held.find((h) => h.lock.lockClass === lock.lockClass);
     if (same) {
@@ -152,7 +156,7 @@ export class Lockdep {
       this.#report(`recursive:${lock.lockClass}:${same.mode}>${mode}`, {
         kind: 'recursive',
         message: `possible recursive locking detected: ${task} ${what} [${op}, held since ${same.op}]`,
-        chains: [chain],
+        chains: [chain()],
       });
       this.#validated.add(key);
       return;
@@ -161,6 +165,7 @@ export class Lockdep {
     // Innermost held lock first, so the report names the order the task is actually violating.
     for (let i = held.length - 1; i >= 0; i--) {
       const h = held[i]!;
+      if (!this.#reachable(lock.lockClass, h.lock.lockClass)) continue;
       const path = this.#reversePath(lock.lockClass, h.lock.lockClass, gatesWithout(held, h));
       if (!path) continue;
       const classes = [h.lock.lockClass, lock.lockClass, ...path.map((w) => w.chain[w.chain.length - 1]!.lock)];
@@ -169,11 +174,11 @@ export class Lockdep {
         message:
           `possible circular locking dependency detected: ${task} is trying to acquire ${lock.lockClass} [${op}] ` +
           `while holding ${h.lock.lockClass} [${h.op}], and ${lock.lockClass} already depends on ${h.lock.lockClass}`,
-        chains: [chain, ...path.map((w) => w.chain)],
+        chains: [chain(), ...path.map((w) => w.chain)],
       });
     }
 
-    for (const h of held) this.#addWitness(h.lock.lockClass, lock.lockClass, { chain, gates: gatesWithout(held, h) });
+    for (const h of held) this.#addWitness(h.lock.lockClass, lock.lockClass, () => gatesWithout(held, h), chain);
     this.#validated.add(key);
   }
 
@@ -236,13 +241,37 @@ export class Lockdep {
     return id;
   }
 
-  #addWitness(from: string, to: string, w: Witness): void {
+  #addWitness(from: string, to: string, gatesOf: () => Gates, chain: () => LockChainEntry[]): void {
     let out = this.#edges.get(from);
     if (!out) this.#edges.set(from, (out = new Map()));
     let ws = out.get(to);
-    if (!ws) out.set(to, (ws = []));
-    const key = gateKey(w.gates);
-    if (ws.length < MAX_WITNESSES && !ws.some((x) => gateKey(x.gates) === key)) ws.push(w);
+    if (!ws) {
+      out.set(to, (ws = []));
+      this.#reach.clear(); // a new class edge: reachability may have changed
+    }
+    if (ws.length >= MAX_WITNESSES) return;
+    const gates = gatesOf();
+    const key = gateKey(gates);
+    if (!ws.some((x) => gateKey(x.gates) === key)) ws.push({ chain: chain(), gates });
+  }
+
+  /** Whether class `to` is reachable from `from` in the order graph at all (gates ignored); cached per graph shape. */
+  #reachable(from: string, to: string): boolean {
+    const k = `${from}\0${to}`;
+    let r = this.#reach.get(k);
+    if (r === undefined) {
+      const seen = new Set([from]);
+      const queue = [from];
+      r = false;
+      while (queue.length && !r) {
+        for (const next of this.#edges.get(queue.shift()!)?.keys() ?? []) {
+          if (next === to) r = true;
+          else if (!seen.has(next)) (seen.add(next), queue.push(next));
+        }
+      }
+      this.#reach.set(k, r);
+    }
+    return r;
   }
 
   /**
@@ -250,6 +279,7 @@ export class Lockdep {
    * ungated by `gates` (the current task's other held locks), or null.
    */
   #reversePath(from: string, to: string, gates: Gates): Witness[] | null {
+    if (!this.#reachable(from, to)) return null;
     const chosen: Witness[] = [];
     const onPath = new Set<string>([from]);
     const dfs = (cls: string, depth: number): boolean => {

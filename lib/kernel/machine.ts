@@ -9,7 +9,7 @@ import { PhysMem, PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneTyp
 import { sizeBytes, type Size } from '../size.js';
 import { addMemory, blocksOf, memmapOnMemoryPages, memoryBlockOffline, memoryBlockOnline, offlineAndRemoveMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
 import { kstrtoint, MemoryNotifierErrorInject } from './inject.js';
-import { DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
+import { AMD_HT_START, DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
 import { Lockdep } from './lockdep.js';
 import { HotplugLocks } from './locks.js';
 import { deviceOffline, deviceOnline, MemoryBlock, onlineTypeFromStr, type MemoryGroup } from './memory-block.js';
@@ -213,8 +213,9 @@ export class Machine implements HotplugTarget, HotplugContext {
     const L = this.layout;
     for (const e of L.e820) this.resources.push({ start: e.start, end: e.end, name: e.type, hotplug: false });
     // QEMU >= 7.1 reserves the AMD HyperTransport hole below 1 TiB for AMD-vendor vCPUs (TCG's qemu64).
-    this.resources.push({ start: 0xfd00000000, end: 0x10000000000, name: 'Reserved', hotplug: false });
-    const raw = [{ start: 0, end: 0x9fc00, type: 'System RAM' }, ...L.e820.slice(2).map((e) => ({ ...e })), { start: 0xfd00000000, end: 0x10000000000, type: 'Reserved' }];
+    this.resources.push({ start: AMD_HT_START, end: 2 ** 40, name: 'Reserved', hotplug: false });
+    this.resources.sort((a, b) => a.start - b.start);
+    const raw = [{ start: 0, end: 0x9fc00, type: 'System RAM' }, ...L.e820.slice(2).map((e) => ({ ...e })), { start: AMD_HT_START, end: 2 ** 40, type: 'Reserved' }];
     for (const e of raw) this.firmwareMemmap.set(this.#nextMemmap++, e);
     const reserved = alloc ? memblockReserved(L, alloc) : [{ start: 0, end: 0x100 }];
     const sections = new Map<number, number>();

@@ -256,9 +256,13 @@ export function getProfile(version: string = 'latest'): KernelProfile {
 
 /** The action name for a numeric memory-notifier value under a profile, or undefined. */
 export function memoryActionName(profile: KernelProfile, value: number): MemoryActionName | undefined {
-  for (const [name, v] of Object.entries(profile.actions)) if (v === value) return name as MemoryActionName;
-  return undefined;
+  let names = actionNames.get(profile);
+  if (!names) actionNames.set(profile, (names = new Map(Object.entries(profile.actions).map(([n, v]) => [v, n as MemoryActionName]))));
+  return names.get(value);
 }
+
+// Trace records name every notifier call; a per-profile reverse map keeps that off the hot path.
+const actionNames = new WeakMap<KernelProfile, Map<number, MemoryActionName>>();
 
 /** The action name for a numeric node-notifier value under a profile, or undefined. */
 export function nodeActionName(profile: KernelProfile, value: number): NodeActionName | undefined {

@@ -252,6 +252,25 @@ export class PhysMem {
     };
   }
 
+  /**
+   * The counters of a zone that flows read on every step, without allocating (zeros for a zone that never
+   * held memory). The returned object is reused by the next call.
+   */
+  zoneCounters(nid: number, zone: ZoneType): Readonly<{ start: number; spanned: number; present: number; managed: number; free: number }> {
+    const b = this.#counters;
+    this.raw.zoneCounters(nid, zoneIndex(zone), b);
+    const c = this.#countersView;
+    c.start = b[0]!;
+    c.spanned = b[1]!;
+    c.present = b[2]!;
+    c.managed = b[3]!;
+    c.free = b[4]!;
+    return c;
+  }
+
+  readonly #counters = new Float64Array(5);
+  readonly #countersView = { start: 0, spanned: 0, present: 0, managed: 0, free: 0 };
+
   /** /proc/buddyinfo row of a zone: free blocks per order over all lists, or null. */
   buddyinfo(nid: number, zone: ZoneType): number[] | null {
     const z = this.zoneInfo(nid, zone);

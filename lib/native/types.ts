@@ -51,6 +51,7 @@ export interface RawPhysMem {
   unpin(pfns: Float64Array): void;
   hwpoison(pfn: number): void;
   zoneInfo(nid: number, zone: number): RawZoneInfo | null;
+  zoneCounters(nid: number, zone: number, out: Float64Array): void;
   nodeSpan(nid: number): { start: number; spanned: number };
   pageblockInfo(pfn: number): { migratetype: number; isolated: boolean; zone: number };
   sectionInfo(pfn: number): { present: boolean; online: boolean; nid: number };

@@ -25,6 +25,7 @@ const VALID: Record<keyof RawPhysMem, unknown[]> = {
   unpin: [new Float64Array([0])],
   hwpoison: [0],
   zoneInfo: [0, 2],
+  zoneCounters: [0, 2, new Float64Array(5)],
   nodeSpan: [0],
   pageblockInfo: [0],
   sectionInfo: [0],
