@@ -13,8 +13,8 @@ export function program(): Command {
   p.addCommand(qmpCommand());
   p.command('demo')
     .description('run the built-in simulation: boot, plug a DIMM, run a workload, offline and unplug')
-    .action(() => {
-      runDemo();
+    .action(async () => {
+      await runDemo();
     });
   return p;
 }
