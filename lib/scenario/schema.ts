@@ -137,7 +137,10 @@ export interface InjectStep {
   action: InjectAction;
   /** The error the notifier returns (written as its negative number). */
   errno: ErrnoCode;
-  /** The module's notifier priority (module parameter). Default 0. */
+  /**
+   * The module's notifier priority (a module parameter). Default 0. A priority other than the loaded
+   * module's reloads it, which clears the other action's injected error too.
+   */
   priority: number;
 }
 

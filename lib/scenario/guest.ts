@@ -1,0 +1,68 @@
+/**
+ * The guest side of a scenario: boot a real Debian kernel under QEMU from the scenario's machine
+ * description, run the steps with the shared runner, and always close the guest, so QEMU never
+ * outlives a run, whether it succeeds, a step fails, or the boot does.
+ */
+import { Guest, type GuestOptions } from '../guest/guest.js';
+import { ScenarioRunError } from './errors.js';
+import type { Observation } from './observation.js';
+import { runScenario, type RunOptions } from './run.js';
+import { kernelCmdline, type MachineDescription, type Scenario, type ScenarioKernel } from './schema.js';
+import { guestSnapshotter } from './snapshot.js';
+
+/** Options of {@link runOnGuest}. */
+export interface GuestRunOptions extends Omit<RunOptions, 'kind' | 'release' | 'snapshot'> {
+  /** Which kernel to boot. Default: the first the scenario names. */
+  kernel?: ScenarioKernel;
+  /** Harness options passed to `Guest.boot` (accelerator, provisioning, timeouts); the machine itself comes from the scenario. */
+  boot?: Pick<GuestOptions, 'accel' | 'readyTimeoutMs' | 'prepare' | 'qemu'>;
+  /**
+   * 'script' (default): one agent round trip per snapshot ({@link guestSnapshotter});
+   * 'sysfs': the generic path, one round trip per file, as on any HotplugTarget.
+   */
+  snapshot?: 'script' | 'sysfs';
+}
+
+/** The `Guest.boot` options for a machine description. */
+export function guestBootOptions(m: MachineDescription, kernel: ScenarioKernel): GuestOptions {
+  return {
+    kernel,
+    memory: m.memory,
+    nodes: m.nodes,
+    slots: m.slots,
+    maxMemory: m.maxMemory,
+    ...(m.cpus !== undefined ? { cpus: m.cpus } : {}),
+    cmdline: kernelCmdline(m.cmdline),
+  };
+}
+
+/**
+ * Boot a guest for the scenario, run it, close the guest. A boot failure or a harness failure during
+ * the run rejects with {@link ScenarioRunError} (the guest is closed first).
+ */
+export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {}): Promise<Observation> {
+  const kernel = opts.kernel ?? scenario.machine.kernels[0] ?? 'latest';
+  let g: Guest;
+  try {
+    g = await Guest.boot({ ...opts.boot, ...guestBootOptions(scenario.machine, kernel) });
+  } catch (e) {
+    throw new ScenarioRunError(`${scenario.name}: cannot boot kernel ${kernel}: ${(e as Error).message}`, -1, undefined, e);
+  }
+  try {
+    const { boot: _boot, snapshot, kernel: _kernel, ...run } = opts;
+    const obs = await runScenario(g, scenario, {
+      ...run,
+      kind: 'guest',
+      release: g.boot.ready.release,
+      ...(snapshot === 'sysfs' ? {} : { snapshot: guestSnapshotter(g) }),
+    });
+    return { ...obs, bootMs: g.boot.bootMs };
+  } catch (e) {
+    if (e instanceof ScenarioRunError && e.observation) {
+      throw new ScenarioRunError(e.message, e.step, { ...e.observation, bootMs: g.boot.bootMs }, e.cause);
+    }
+    throw e;
+  } finally {
+    await g.close();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The runner's own mechanics, on a recording stand-in for the HotplugTarget interface (not a model
+ * of any kernel, and not QEMU: real behaviour is checked on guests in guest.test.ts). What it checks:
+ * the calls each step makes, results and unmet expectations, trace slicing per step, snapshots built
+ * from sysfs.list/read, and how a non-kernel failure ends a run.
+ */
+import assert from 'node:assert/strict';
+import { KernelError } from '../../lib/errors.js';
+import { getProfile, type KernelProfile } from '../../lib/kernel/profile.js';
+import type { HotplugTarget, SysfsAccess } from '../../lib/kernel/target.js';
+import { Trace } from '../../lib/kernel/trace.js';
+import { ScenarioRunError } from '../../lib/scenario/errors.js';
+import { INJECT_DIR, runScenario } from '../../lib/scenario/run.js';
+import { parseScenario } from '../../lib/scenario/schema.js';
+
+/** Files by path; directories are implied by paths. Writes are recorded; `refuse` maps a path to the errno its writes get. */
+class RecordingTarget implements HotplugTarget {
+  readonly kernel: KernelProfile = getProfile('6.12');
+  readonly trace = new Trace();
+  readonly calls: string[] = [];
+  readonly files = new Map<string, string>();
+  readonly refuse = new Map<string, 'EINVAL' | 'EBUSY'>();
+  readonly sysfs: SysfsAccess = {
+    read: async (p) => {
+      const v = this.files.get(p);
+      if (v === undefined) throw new KernelError('ENOENT', `${p}: no such file`);
+      return v;
+    },
+    write: async (p, v) => {
+      this.calls.push(`write ${p} ${v}`);
+      const e = this.refuse.get(p);
+      if (e) throw new KernelError(e, `${p}: refused`);
+      this.files.set(p, `${v}\n`);
+      this.trace.add({ type: 'uevent', action: 'change', devpath: p });
+    },
+    list: async (p) => {
+      const names = new Set<string>();
+      for (const f of this.files.keys()) if (f.startsWith(`${p}/`)) names.add(f.slice(p.length + 1).split('/')[0]!);
+      if (names.size === 0) throw new KernelError('ENOENT', `${p}: cannot list`);
+      return [...names].sort();
+    },
+  };
+  constructor() {
+    const mem = '/sys/devices/system/memory';
+    this.files.set(`${mem}/block_size_bytes`, '8000000\n');
+    this.files.set(`${mem}/auto_online_blocks`, 'offline\n');
+    for (const [a, v] of Object.entries({ online: '1', phys_device: '0', phys_index: '00000001', removable: '1', state: 'online', valid_zones: 'DMA32' })) this.files.set(`${mem}/memory1/${a}`, `${v}\n`);
+    this.files.set(`${mem}/memory1/node0`, '(link)');
+    this.files.set('/sys/devices/system/node/has_memory', '0\n');
+    this.files.set('/sys/devices/system/node/has_normal_memory', '0\n');
+    this.files.set('/sys/devices/system/node/node0/memory1', '(link)');
+  }
+  async plugDimm(d: { id: string; size: bigint | string; node?: number }): Promise<void> {
+    this.calls.push(`plug ${d.id} ${String(d.size)} ${d.node ?? '-'}`);
+    this.trace.add({ type: 'notify', chain: 'memory', action: 'MEM_GOING_ONLINE', value: 3, start_pfn: 0x100000 });
+  }
+  async unplugDimm(id: string): Promise<void> {
+    this.calls.push(`unplug ${id}`);
+    if (id === 'stuck') throw new Error('QMP connection lost');
+    throw new KernelError('EBUSY', `${id}: guest refused the unplug`);
+  }
+  async loadModule(name: string, params?: Record<string, string | number>): Promise<void> {
+    this.calls.push(`insmod ${name}${Object.entries(params ?? {}).map(([k, v]) => ` ${k}=${v}`).join('')}`);
+  }
+  async unloadModule(name: string): Promise<void> {
+    this.calls.push(`rmmod ${name}`);
+  }
+  async close(): Promise<void> {}
+}
+
+const ERR = `${INJECT_DIR}/MEM_GOING_ONLINE/error`;
+const ERR_OFF = `${INJECT_DIR}/MEM_GOING_OFFLINE/error`;
+
+describe('scenario runner', () => {
+  it('makes the calls each step stands for, records results and unmet expectations', async () => {
+    const t = new RecordingTarget();
+    t.refuse.set('/sys/devices/system/memory/memory1/state', 'EINVAL');
+    const s = parseScenario(`
+name: mechanics
+steps:
+  - plug: {id: d1, size: 1G, node: 1}
+  - inject: {action: MEM_GOING_ONLINE, errno: ENOMEM}
+  - inject: {action: MEM_GOING_OFFLINE, errno: -16}
+  - inject: {action: MEM_GOING_OFFLINE, errno: EBUSY, priority: 100}
+  - uninject: MEM_GOING_OFFLINE
+  - uninject
+  - write: {path: /sys/devices/system/memory/memory1/state, value: offline, expect: EBUSY}
+  - read: {path: /sys/devices/system/memory/memory1/valid_zones, value: Normal}
+  - read: /sys/devices/system/memory/memory9/state
+  - unplug: {id: d1, expect: EBUSY}
+  - alloc: {count: 1, expect: ENOMEM}
+  - rmmod: memory-notifier-error-inject
+  - inject: {action: MEM_GOING_ONLINE, errno: E1000}
+`);
+    const o = await runScenario(t, s);
+    assert.equal(o.target, 'sim');
+    assert.deepEqual(o.kernel, { profile: '6.12', release: t.kernel.release });
+    assert.deepEqual(t.calls, [
+      'plug d1 1G 1',
+      'insmod notifier-error-inject',
+      'insmod memory-notifier-error-inject priority=0',
+      `write ${ERR} -12`,
+      `write ${ERR_OFF} -16`,
+      // Another priority is another module load; the base module stays.
+      'rmmod memory-notifier-error-inject',
+      'insmod memory-notifier-error-inject priority=100',
+      `write ${ERR_OFF} -16`,
+      `write ${ERR_OFF} 0`,
+      `write ${ERR} 0`,
+      `write ${ERR_OFF} 0`,
+      'write /sys/devices/system/memory/memory1/state offline',
+      'unplug d1',
+      'rmmod memory-notifier-error-inject',
+      'insmod memory-notifier-error-inject priority=0',
+      `write ${ERR} -1000`,
+    ]);
+    const res = o.steps.map((x) => (x.result.status === 'error' ? x.result.errno : x.result.status === 'ok' && x.result.value !== undefined ? x.result.value : x.result.status));
+    assert.deepEqual(res, ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'EINVAL', 'DMA32\n', 'ENOENT', 'EBUSY', 'n/a', 'ok', 'ok']);
+    assert.deepEqual(
+      o.steps.filter((x) => x.unmet).map((x) => `${x.index}: ${x.unmet}`),
+      ['6: expected EBUSY, got EINVAL', '7: expected "Normal", read "DMA32"'],
+      'an n/a step is not held to its expectation',
+    );
+    // Each step has the records made during it, and only those.
+    assert.deepEqual(o.steps[0]!.trace, [{ type: 'notify', chain: 'memory', action: 'MEM_GOING_ONLINE', value: 3, start_pfn: 0x100000 }]);
+    assert.deepEqual(o.steps[1]!.trace.map((r) => r.devpath), [ERR]);
+    assert.deepEqual(o.steps[6]!.trace, [], 'a refused write records nothing');
+    assert.ok(o.steps.every((x) => x.ms >= 0));
+  });
+
+  it('builds snapshots from sysfs.list and sysfs.read', async () => {
+    const t = new RecordingTarget();
+    const o = await runScenario(t, parseScenario('steps: [{snapshot: now}]'), { kind: 'guest', release: 'x' });
+    assert.deepEqual(o.steps[0]!.snapshot, {
+      name: 'now',
+      memory: {
+        block_size_bytes: '8000000',
+        auto_online_blocks: 'offline',
+        blocks: { memory1: { online: '1', phys_device: '0', phys_index: '00000001', removable: '1', state: 'online', valid_zones: 'DMA32', nodes: ['node0'] } },
+      },
+      node: { has_memory: '0', has_normal_memory: '0', nodes: { node0: ['memory1'] } },
+    });
+    assert.equal(o.target, 'guest');
+  });
+
+  it('a handler replaces a built-in one (as the simulator runner will for alloc)', async () => {
+    const t = new RecordingTarget();
+    const o = await runScenario(t, parseScenario('steps: [{alloc: {count: 4, kind: pinned}}]'), {
+      handlers: {
+        alloc: async (s) => {
+          if (s.kind === 'pinned') throw new KernelError('ENOMEM', 'no memory');
+        },
+      },
+    });
+    assert.deepEqual(o.steps[0]!.result, { status: 'error', errno: 'ENOMEM', message: 'no memory' });
+  });
+
+  it('a failure that is not the kernel ends the run with the steps so far', async () => {
+    const t = new RecordingTarget();
+    const seen: number[] = [];
+    const err = (await runScenario(t, parseScenario('name: cut\nsteps: [snapshot, {unplug: stuck}, snapshot]'), { onStep: (s) => seen.push(s.index) }).catch((e: unknown) => e)) as ScenarioRunError;
+    assert.ok(err instanceof ScenarioRunError);
+    assert.equal(err.step, 1);
+    assert.equal(err.message, 'cut: step 1 (unplug stuck) failed: QMP connection lost');
+    assert.equal((err.cause as Error).message, 'QMP connection lost');
+    assert.equal(err.observation!.steps.length, 1);
+    assert.deepEqual(seen, [0]);
+  });
+});
