@@ -1,0 +1,97 @@
+/**
+ * The normalisations the differ applies before comparing two observations: the ONE place where
+ * a known, explained difference between a guest and the simulator (or two guest runs) is smoothed
+ * over. Each entry says what it does, why, and for which kernels. Keep this table short: a divergence
+ * that is not a property of how we observe belongs in the exceptions file, or in a fix to the model.
+ */
+import type { JsonValue, TraceRecord } from '../kernel/trace.js';
+import type { StepObservation, TargetKind } from './observation.js';
+
+/** When a normalisation applies, by the kinds of the two observations compared. */
+export type NormalisationScope =
+  /** Whatever is compared. */
+  | 'always'
+  /** When at least one side is a guest. */
+  | 'with-guest'
+  /** When one side is a guest and the other the simulator. */
+  | 'guest-vs-sim';
+
+/** One entry of {@link NORMALISATIONS}. */
+export interface Normalisation {
+  /** Short stable name, shown in the differ's summary (`normalised: qmp-events ×3`). */
+  readonly name: string;
+  /** Why the difference is not a divergence. */
+  readonly reason: string;
+  /** Kernel profile names it applies to ('6.12'), or 'all'. */
+  readonly kernels: readonly string[] | 'all';
+  /** Which comparisons it applies to. */
+  readonly scope: NormalisationScope;
+  /** Rewrite one trace record, or drop it (null). Return the record itself when it does not apply. */
+  readonly record?: (r: TraceRecord) => TraceRecord | null;
+  /** Split a step's trace into streams, each compared in order on its own; the key of a record's stream. */
+  readonly stream?: (r: TraceRecord) => string;
+  /** True when a step pair is not compared at all. */
+  readonly skipStep?: (a: StepObservation, b: StepObservation) => boolean;
+}
+
+const without = (r: TraceRecord, fields: readonly string[]): TraceRecord => {
+  const out: Record<string, JsonValue> = {};
+  for (const [k, v] of Object.entries(r)) if (!fields.includes(k)) out[k] = v;
+  return out as TraceRecord;
+};
+
+/** The normalisations, in the order they are applied. */
+export const NORMALISATIONS: readonly Normalisation[] = [
+  {
+    name: 'prepare-finish-status-nids',
+    reason:
+      '6.12 does not initialise status_change_nid / status_change_nid_normal of struct memory_notify for ' +
+      'MEM_PREPARE_ONLINE and MEM_FINISH_OFFLINE (kernel-spec §13): a guest shows stack contents there',
+    kernels: ['6.12'],
+    scope: 'always',
+    record: (r) =>
+      r.type === 'notify' && r.chain === 'memory' && (r.action === 'MEM_PREPARE_ONLINE' || r.action === 'MEM_FINISH_OFFLINE')
+        ? without(r, ['status_change_nid', 'status_change_nid_normal'])
+        : r,
+  },
+  {
+    name: 'qmp-events',
+    reason: "QMP events are QEMU's (ACPI_DEVICE_OST, DEVICE_DELETED); the simulator has no QEMU to emit them",
+    kernels: 'all',
+    scope: 'guest-vs-sim',
+    record: (r) => (r.type === 'qmp-event' ? null : r),
+  },
+  {
+    name: 'lockdep',
+    reason: "lock-validator reports are the simulator's own; Debian kernels are built without lockdep",
+    kernels: 'all',
+    scope: 'guest-vs-sim',
+    record: (r) => (r.type === 'lockdep' ? null : r),
+  },
+  {
+    name: 'trace-streams',
+    reason:
+      "a guest's uevents reach the trace through a user-space helper (busybox uevent → trace_marker) and its QMP " +
+      'events through the host, so where they fall among the kprobe records is not the kernel\'s order: notifier ' +
+      'records, uevents and QMP events are each compared in order, but not their interleaving',
+    kernels: 'all',
+    scope: 'with-guest',
+    stream: (r) => (r.type === 'uevent' ? 'uevent' : r.type === 'qmp-event' ? 'qmp-event' : 'kernel'),
+  },
+  {
+    name: 'not-applicable-steps',
+    reason: 'a step one target cannot run (alloc on a guest) says nothing about the other: its result and trace are not compared',
+    kernels: 'all',
+    scope: 'always',
+    skipStep: (a, b) => a.result.status === 'n/a' || b.result.status === 'n/a',
+  },
+];
+
+/** Whether a normalisation applies to a comparison of kernel `profile` between targets of these kinds. */
+export function normalisationApplies(n: Normalisation, profiles: readonly string[], kinds: readonly [TargetKind, TargetKind]): boolean {
+  if (n.kernels !== 'all' && !profiles.some((p) => n.kernels.includes(p))) return false;
+  const guests = kinds.filter((k) => k === 'guest').length;
+  if (n.scope === 'with-guest') return guests > 0;
+  if (n.scope === 'guest-vs-sim') return guests === 1 && kinds.includes('sim');
+  return true;
+}
