@@ -2,15 +2,18 @@
  * The `memhp` command line: one commander program, each sub-command built in its own module.
  *   memhp qmp …     hotplug memory of a running QEMU over QMP (lib/cli/qmp.ts)
  *   memhp demo      the main-job simulation (lib/sim/demo.ts)
+ *   memhp lsmem     lsmem(1) of a simulated machine (lib/cli/lsmem.ts)
  */
 import { Command } from 'commander';
 import { runDemo } from '../sim/demo.js';
+import { lsmemCommand } from './lsmem.js';
 import { qmpCommand } from './qmp.js';
 
 /** Build the `memhp` program. */
 export function program(): Command {
   const p = new Command().name('memhp').description('A memory-hotplug laboratory for Linux').showHelpAfterError();
   p.addCommand(qmpCommand());
+  p.addCommand(lsmemCommand());
   p.command('demo')
     .description('run the built-in simulation: boot, plug a DIMM, run a workload, offline and unplug')
     .action(async () => {
