@@ -3,6 +3,7 @@
  * precondition QEMU or the guest would otherwise trip over is tested before anything is sent; a
  * half-done plug is rolled back; an unplug waits for the guest's verdict and names it.
  */
+import { formatSize, sizeBytes, type Size } from '../size.js';
 import { MemhpError } from '../errors.js';
 import type { QmpClient, QmpEvent, QmpEventStream } from './client.js';
 import {
@@ -15,30 +16,14 @@ import {
   ostStatusName,
 } from './errors.js';
 
-/** A size in bytes: a number, a bigint, or a string such as `'128M'`, `'1G'`, `'1GiB'`, `'0x8000000'`. */
-export type Size = number | bigint | string;
-
-const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
-
 /** Parse a {@link Size} to a byte count (binary units, as QEMU reads `-m`). Throws {@link HotplugError} BAD_ARGUMENT. */
 export function parseSize(s: Size): number {
-  let n: number;
-  if (typeof s === 'string') {
-    const m = /^\s*(0x[0-9a-f]+|\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$/i.exec(s);
-    n = m ? Number(m[1]) * (UNITS[(m[2] ?? '').toUpperCase()] ?? NaN) : NaN;
-  } else n = Number(s);
-  if (!Number.isSafeInteger(n) || n < 0) throw new HotplugError('BAD_ARGUMENT', `not a size in bytes: ${String(s)}`);
+  const n = sizeBytes(s);
+  if (n === null) throw new HotplugError('BAD_ARGUMENT', `not a size in bytes: ${String(s)}`);
   return n;
 }
 
-/** `128 MiB`, `1 GiB`, or bytes when no binary unit divides evenly. */
-export function formatSize(n: number): string {
-  for (const u of ['P', 'T', 'G', 'M', 'K'] as const) {
-    const f = UNITS[u] as number;
-    if (n >= f && n % f === 0) return `${n / f} ${u}iB`;
-  }
-  return `${n} B`;
-}
+export { formatSize, type Size };
 
 /** A pc-dimm (or nvdimm), as `query-memory-devices` reports it. */
 export interface DimmDevice {
