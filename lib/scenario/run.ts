@@ -2,13 +2,13 @@
  * The scenario runner, written once against {@link HotplugTarget}: the simulator's Machine and a QEMU
  * Guest run the same steps through the same code, so their observations compare like with like.
  *
- * A kernel refusal (a {@link KernelError}) is a step's result, never the end of a run. Anything else
+ * A kernel refusal (a KernelError) is a step's result, never the end of a run. Anything else
  * (QEMU gone, QMP refused, agent timeout) stops the run with a {@link ScenarioRunError} holding what was
  * observed so far.
  */
-import { KernelError, errnoNumber } from '../errors.js';
+import { errnoNumber } from '../errors.js';
 import type { HotplugTarget } from '../kernel/target.js';
-import { ScenarioRunError } from './errors.js';
+import { ScenarioRunError, isKernelError } from './errors.js';
 import type { Observation, Snapshot, StepObservation, StepResult, TargetKind } from './observation.js';
 import { stepText, type InjectAction, type Scenario, type Step, type StepOp } from './schema.js';
 import { takeSnapshot, type Snapshotter } from './snapshot.js';
@@ -52,7 +52,7 @@ export interface StepContext {
   readonly snapshot: Snapshotter;
 }
 
-/** Runs one kind of step. Throwing a {@link KernelError} makes it the step's result; anything else ends the run. */
+/** Runs one kind of step. Throwing a KernelError makes it the step's result; anything else ends the run. */
 export type StepHandler<S extends Step = Step> = (step: S, ctx: StepContext) => Promise<StepOutcome | void>;
 
 /** Handlers by step operation; a runner for a particular target overrides some (the simulator: `alloc`). */
@@ -164,7 +164,7 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
       snap = out.snapshot;
       result = out.notApplicable !== undefined ? { status: 'n/a', reason: out.notApplicable } : { status: 'ok', ...(out.value !== undefined ? { value: out.value } : {}) };
     } catch (e) {
-      if (!(e instanceof KernelError)) {
+      if (!isKernelError(e)) {
         throw new ScenarioRunError(`${scenario.name}: step ${index} (${text}) failed: ${(e as Error).message ?? String(e)}`, index, observation(), e);
       }
       result = { status: 'error', errno: e.code, message: e.message };

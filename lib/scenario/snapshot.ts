@@ -3,8 +3,8 @@
  * interface alone (`sysfs.list` + `sysfs.read`), so the same code reads a simulated Machine and a real
  * guest. {@link guestSnapshotter} is a faster path for a guest: the same snapshot in one agent round trip.
  */
-import { KernelError } from '../errors.js';
 import type { SysfsAccess } from '../kernel/target.js';
+import { isKernelError } from './errors.js';
 import type { BlockSnapshot, FileValue, Snapshot } from './observation.js';
 
 /** Root of the memory block devices. */
@@ -25,35 +25,38 @@ async function readValue(sysfs: SysfsAccess, p: string): Promise<FileValue> {
   try {
     return (await sysfs.read(p)).replace(/\n$/, '');
   } catch (e) {
-    if (e instanceof KernelError) return { errno: e.code };
+    if (isKernelError(e)) return { errno: e.code };
     throw e;
   }
 }
 
-/** A snapshot through `sysfs.list` and `sysfs.read`: works on any HotplugTarget. */
+/**
+ * A snapshot through `sysfs.list` and `sysfs.read`: works on any HotplugTarget. One file at a time, as
+ * one `cat` after another would: concurrent reads from one task would hold two blocks' device locks at
+ * once, which the simulator's lock validator rightly reports as recursive locking.
+ */
 export async function takeSnapshot(sysfs: SysfsAccess, name?: string): Promise<Snapshot> {
-  const [memEntries, nodeEntries] = await Promise.all([sysfs.list(MEMORY_ROOT), sysfs.list(NODE_ROOT)]);
-  const blockNames = numbered(memEntries, 'memory');
-  const nodeNames = numbered(nodeEntries, 'node');
-  const [block_size_bytes, auto_online_blocks, has_memory, has_normal_memory] = await Promise.all([
-    readValue(sysfs, `${MEMORY_ROOT}/block_size_bytes`),
-    readValue(sysfs, `${MEMORY_ROOT}/auto_online_blocks`),
-    readValue(sysfs, `${NODE_ROOT}/has_memory`),
-    readValue(sysfs, `${NODE_ROOT}/has_normal_memory`),
-  ]);
-  const blocks = await Promise.all(
-    blockNames.map(async (b): Promise<[string, BlockSnapshot]> => {
-      const dir = `${MEMORY_ROOT}/${b}`;
-      const [values, entries] = await Promise.all([Promise.all(BLOCK_ATTRS.map((a) => readValue(sysfs, `${dir}/${a}`))), sysfs.list(dir)]);
-      const attrs = Object.fromEntries(BLOCK_ATTRS.map((a, i) => [a, values[i]!])) as Record<(typeof BLOCK_ATTRS)[number], FileValue>;
-      return [b, { ...attrs, nodes: numbered(entries, 'node') }];
-    }),
-  );
-  const nodes = await Promise.all(nodeNames.map(async (n): Promise<[string, string[]]> => [n, numbered(await sysfs.list(`${NODE_ROOT}/${n}`), 'memory')]));
+  const blocks: Record<string, BlockSnapshot> = {};
+  for (const b of numbered(await sysfs.list(MEMORY_ROOT), 'memory')) {
+    const dir = `${MEMORY_ROOT}/${b}`;
+    const attrs: Partial<Record<(typeof BLOCK_ATTRS)[number], FileValue>> = {};
+    for (const a of BLOCK_ATTRS) attrs[a] = await readValue(sysfs, `${dir}/${a}`);
+    blocks[b] = { ...(attrs as Record<(typeof BLOCK_ATTRS)[number], FileValue>), nodes: numbered(await sysfs.list(dir), 'node') };
+  }
+  const nodes: Record<string, string[]> = {};
+  for (const n of numbered(await sysfs.list(NODE_ROOT), 'node')) nodes[n] = numbered(await sysfs.list(`${NODE_ROOT}/${n}`), 'memory');
   return {
     ...(name !== undefined ? { name } : {}),
-    memory: { block_size_bytes, auto_online_blocks, blocks: Object.fromEntries(blocks) },
-    node: { has_memory, has_normal_memory, nodes: Object.fromEntries(nodes) },
+    memory: {
+      block_size_bytes: await readValue(sysfs, `${MEMORY_ROOT}/block_size_bytes`),
+      auto_online_blocks: await readValue(sysfs, `${MEMORY_ROOT}/auto_online_blocks`),
+      blocks,
+    },
+    node: {
+      has_memory: await readValue(sysfs, `${NODE_ROOT}/has_memory`),
+      has_normal_memory: await readValue(sysfs, `${NODE_ROOT}/has_normal_memory`),
+      nodes,
+    },
   };
 }
 

@@ -19,15 +19,19 @@ import { takeSnapshot } from '../../lib/scenario/snapshot.js';
 const SCENARIOS = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const load = (name: string): Promise<Scenario> => loadScenario(`${SCENARIOS}${name}.yaml`);
 
-/** QEMU processes started by the guest harness (their command line names a memhp-guest- directory). */
-function harnessQemus(): number[] {
+/**
+ * Live QEMU processes this test process started through the harness: their command line names a
+ * memhp-guest- directory and their parent is this process (setpriv execs QEMU), so guests of other
+ * test runs on the same host do not count.
+ */
+function ourQemus(): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
-      const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
-      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && !/^\d+ \(.*\) Z/.test(stat)) out.push(Number(d));
+      const stat = /^\d+ \(.*\) (\S) (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'latin1'));
+      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && stat && stat[1] !== 'Z' && Number(stat[2]) === process.pid) out.push(Number(d));
     } catch {
       /* exited meanwhile */
     }
@@ -51,7 +55,7 @@ describe('scenarios on real guests', function () {
   after(function () {
     if (timings.length) process.stderr.write(`      scenario timings:\n        ${timings.join('\n        ')}\n`);
     assert.equal(liveGuests(), 0, 'every guest closed');
-    assert.deepEqual(harnessQemus(), [], 'no QEMU left running');
+    assert.deepEqual(ourQemus(), [], 'no QEMU left running');
   });
 
   it('plug-online-movable on latest: plug on node 1, offline one block, unplug', async () => {
@@ -64,6 +68,7 @@ describe('scenarios on real guests', function () {
         snapshot: async (s, ctx) => {
           const fast = await ctx.snapshot(s.name);
           if (s.name === 'one-offline') {
+            assert.equal(ourQemus().length, 1, 'the QEMU check sees the running guest');
             assert.deepEqual(await takeSnapshot(ctx.target.sysfs, s.name), fast);
             checked.push(s.name);
           }
@@ -182,7 +187,7 @@ describe('scenarios on real guests', function () {
     );
     assert.deepEqual(o.steps.flatMap((s) => s.trace), [], 'refused and no-op writes send no event');
     assert.equal(liveGuests(), 0);
-    assert.deepEqual(harnessQemus(), []);
+    assert.deepEqual(ourQemus(), []);
   });
 
   it('a machine QEMU refuses: ScenarioRunError before the first step, nothing left running', async () => {
@@ -191,6 +196,6 @@ describe('scenarios on real guests', function () {
     assert.ok(err instanceof ScenarioRunError, String(err));
     assert.equal(err.step, -1);
     assert.match(err.message, /^too-big: cannot boot kernel 6\.12: /);
-    assert.deepEqual(harnessQemus(), []);
+    assert.deepEqual(ourQemus(), []);
   });
 });

@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { KernelError } from '../../lib/errors.js';
+import { Machine } from '../../lib/kernel/machine.js';
 import { getProfile, type KernelProfile } from '../../lib/kernel/profile.js';
 import type { HotplugTarget, SysfsAccess } from '../../lib/kernel/target.js';
 import { Trace } from '../../lib/kernel/trace.js';
 import { ScenarioRunError } from '../../lib/scenario/errors.js';
 import { INJECT_DIR, runScenario } from '../../lib/scenario/run.js';
-import { parseScenario } from '../../lib/scenario/schema.js';
+import { kernelCmdline, loadScenario, parseScenario } from '../../lib/scenario/schema.js';
 
 /** Files by path; directories are implied by paths. Writes are recorded; `refuse` maps a path to the errno its writes get. */
 class RecordingTarget implements HotplugTarget {
@@ -155,6 +156,14 @@ steps:
     assert.deepEqual(o.steps[0]!.result, { status: 'error', errno: 'ENOMEM', message: 'no memory' });
   });
 
+  it('a KernelError of another copy of memhp (a dynamic import under tsx) is still a kernel refusal', async () => {
+    const foreign = (code: string): Error => Object.assign(new Error('refused'), { name: 'KernelError', code });
+    const s = parseScenario('steps: [{alloc: {count: 1}}, {alloc: {count: 2}}]');
+    const o = await runScenario(new RecordingTarget(), { ...s, steps: s.steps.slice(0, 1) }, { handlers: { alloc: async () => Promise.reject(foreign('EBUSY')) } });
+    assert.deepEqual(o.steps[0]!.result, { status: 'error', errno: 'EBUSY', message: 'refused' });
+    await assert.rejects(runScenario(new RecordingTarget(), s, { handlers: { alloc: async () => Promise.reject(foreign('EWHAT')) } }), ScenarioRunError);
+  });
+
   it('a failure that is not the kernel ends the run with the steps so far', async () => {
     const t = new RecordingTarget();
     const seen: number[] = [];
@@ -166,4 +175,24 @@ steps:
     assert.equal(err.observation!.steps.length, 1);
     assert.deepEqual(seen, [0]);
   });
+});
+
+describe('scenario runner on the simulated Machine', () => {
+  // The runner is written once: the simulator's Machine runs the example scenarios through it
+  // unchanged. (The simulator runner proper, with alloc and the differ against a guest, comes later.)
+  for (const [file, kernel] of [['plug-online-movable', 'latest'], ['inject-going-online', '6.12'], ['sysfs-writes', '6.1']] as const) {
+    it(`${file} on ${kernel}: every expectation met, snapshots taken, no lock-validator report`, async () => {
+      const s = await loadScenario(new URL(`../scenarios/${file}.yaml`, import.meta.url).pathname);
+      const m = s.machine;
+      const machine = await Machine.create({ kernel, memory: m.memory, nodes: m.nodes, slots: m.slots, maxMemory: m.maxMemory, cmdline: kernelCmdline(m.cmdline) });
+      try {
+        const o = await runScenario(machine, s);
+        assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => `${x.index} ${x.text}: ${x.unmet}`), []);
+        assert.ok(o.steps.some((x) => x.snapshot && Object.keys(x.snapshot.memory.blocks).length >= 4));
+        assert.deepEqual(o.steps.flatMap((x) => x.trace).filter((r) => r.type === 'lockdep'), []);
+      } finally {
+        await machine.close();
+      }
+    });
+  }
 });
