@@ -229,6 +229,15 @@ export function resultText(r: StepResult): string {
   return r.value !== undefined ? JSON.stringify(r.value.replace(/\n$/, '')) : 'ok';
 }
 
+/**
+ * One line per step with its result and time, unmet expectations flagged, for progress output and
+ * JUnit `<system-out>`: `step 3: write …/memory32/state "offline" (expect EBUSY) → EINVAL  12 ms  UNMET expected EBUSY, got EINVAL`.
+ */
+export function formatSteps(o: Observation): string {
+  const head = `${o.scenario} on ${o.target} ${o.kernel.release}: ${o.bootMs !== undefined ? `boot ${o.bootMs.toFixed(0)} ms, ` : ''}steps ${o.ms.toFixed(0)} ms`;
+  return [head, ...o.steps.map((s) => `step ${s.index}: ${s.text} → ${resultText(s.result)}  ${s.ms.toFixed(0)} ms${s.unmet ? `  UNMET ${s.unmet}` : ''}`)].join('\n');
+}
+
 // ---------------------------------------------------------------------------------------------
 // The differ.
 

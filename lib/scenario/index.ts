@@ -53,5 +53,5 @@ export {
 export { runOnGuest, guestBootOptions, type GuestRunOptions } from './guest.js';
 export { NORMALISATIONS, normalisationApplies, type Normalisation, type NormalisationScope } from './normalise.js';
 export { loadExceptions, validateExceptions, exceptionMatches, type DivergenceException, type DifferenceKind, type ExceptionSubject } from './exceptions.js';
-export { diffObservations, formatDiff, formatRecord, recordKey, resultText, type Difference, type DiffReport, type DiffOptions, type ExceptedDifference } from './diff.js';
+export { diffObservations, formatDiff, formatRecord, formatSteps, recordKey, resultText, type Difference, type DiffReport, type DiffOptions, type ExceptedDifference } from './diff.js';
 export { toJUnit, xmlEscape, type ConformanceCase } from './junit.js';

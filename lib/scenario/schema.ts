@@ -30,7 +30,7 @@ import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
 import type { OnlineType } from '../kernel/profile.js';
 import type { PageKind, ZoneType } from '../native/physmem.js';
-import { parseSize } from '../qmp/hotplug.js';
+import { sizeBytes } from '../size.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -249,13 +249,7 @@ const sizeText = z.preprocess(
   numberAsText,
   z
     .string({ error: "expected a size: a byte count or a string such as '256M' or '1G'" })
-    .refine((s) => {
-      try {
-        return parseSize(s) > 0;
-      } catch {
-        return false;
-      }
-    }, "expected a size: a byte count or a string such as '256M' or '1G'"),
+    .refine((s) => (sizeBytes(s) ?? 0) > 0, "expected a size: a byte count or a string such as '256M' or '1G'"),
 );
 
 const errnoNameSchema = z.custom<ErrnoCode>((v) => typeof v === 'string' && isErrnoCode(v), { error: `expected an errno name ${ERRNO_EXAMPLES}` });

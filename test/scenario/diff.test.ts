@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
-import { diffObservations, formatDiff, formatRecord } from '../../lib/scenario/diff.js';
+import { diffObservations, formatDiff, formatRecord, formatSteps } from '../../lib/scenario/diff.js';
 import { ScenarioError } from '../../lib/scenario/errors.js';
 import { loadExceptions, validateExceptions } from '../../lib/scenario/exceptions.js';
 import { toJUnit, type ConformanceCase } from '../../lib/scenario/junit.js';
@@ -291,6 +291,18 @@ describe('differ', () => {
         await rm(dir, { recursive: true, force: true });
       }
     });
+  });
+
+  it('lists steps with results, times and unmet expectations', () => {
+    const o = obs('guest', '6.1', [{ step: PLUG }, { step: { ...OFFLINE, expect: 'EBUSY' }, result: { status: 'error', errno: 'EINVAL', message: '' }, unmet: 'expected EBUSY, got EINVAL' }]);
+    assert.equal(
+      formatSteps({ ...o, bootMs: 4321.4 }),
+      [
+        'hand-built on guest 6.1.0: boot 4321 ms, steps 1 ms',
+        'step 0: plug d1 256M node=1 → ok  1 ms',
+        'step 1: write /sys/devices/system/memory/memory33/state "offline" (expect EBUSY) → EINVAL  1 ms  UNMET expected EBUSY, got EINVAL',
+      ].join('\n'),
+    );
   });
 
   it('formats records with pfns in hex and other fields as they are', () => {
