@@ -49,3 +49,4 @@ export { MemoryHotplug } from './qmp/hotplug.js';
 export { Guest, type GuestOptions, type BootInfo } from './guest/guest.js';
 export { GuestError } from './guest/errors.js';
 export { prepareKernel, kernelManifest, type PreparedKernel, type GuestKernelSpec } from './guest/kernels.js';
+export * from './scenario/index.js';

@@ -102,12 +102,12 @@ export interface WriteOptions {
 export class Sysfs implements SysfsAccess {
   /** The root directory. */
   readonly root: StaticDir;
-  /** Runs every store (the machine wraps it in a task). */
-  readonly #runStore: (fn: () => Promise<void>) => Promise<void>;
+  /** Runs every read and write as its own task, as each `cat` or `echo` is its own process. */
+  readonly #run: <T>(fn: () => Promise<T>) => Promise<T>;
 
-  constructor(root: StaticDir, runStore: (fn: () => Promise<void>) => Promise<void> = (fn) => fn()) {
+  constructor(root: StaticDir, run: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn()) {
     this.root = root;
-    this.#runStore = runStore;
+    this.#run = run;
   }
 
   /** Resolve a path to a node, following symlinks; the final link too unless `noFollow`. */
@@ -147,7 +147,8 @@ export class Sysfs implements SysfsAccess {
     const { node } = this.lookup(p);
     if (node.kind === 'dir') throw new KernelError('EISDIR', `${p}: is a directory`);
     if (node.kind !== 'file' || !node.show) throw new KernelError('EACCES', `${p}: permission denied`);
-    return node.show();
+    const show = node.show;
+    return this.#run(async () => show());
   }
 
   /**
@@ -160,7 +161,7 @@ export class Sysfs implements SysfsAccess {
     if (node.kind !== 'file' || !node.store) throw new KernelError('EACCES', `${p}: permission denied`);
     const store = node.store;
     if (value === '' && p.startsWith('/sys/') && !p.startsWith('/sys/kernel/debug/')) return;
-    await this.#runStore(async () => {
+    await this.#run(async () => {
       await store(value, opts.signal);
     });
   }
