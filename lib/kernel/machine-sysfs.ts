@@ -9,7 +9,6 @@ import { ZONE_TYPES } from '../native/physmem.js';
 import { validZones } from './hotplug.js';
 import { onlineTypeFromStr, type MemoryBlock } from './memory-block.js';
 import { formatMemmapOnMemory, kstrtobool } from './profile.js';
-import { kstrtoll } from './inject.js';
 import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
 import type { Machine } from './machine.js';
 
@@ -24,6 +23,11 @@ export function nodeList(nodes: Iterable<number>): string {
     i = j + 1;
   }
   return out.join(',') + '\n';
+}
+
+/** A pfn as the kernel's `%#lx` prints it. */
+function hexPfn(pfn: number): string {
+  return `0x${pfn.toString(16)}`;
 }
 
 /** A directory computed from a getter and a lister. */
@@ -43,20 +47,26 @@ function blockDir(m: Machine, mem: MemoryBlock): SysDir {
       () => `${mem.state}\n`,
       (v, signal) => m.stateStore(mem, v, signal),
     ),
-    // online_show takes the device lock: a read during an offline waits for its outcome.
+    // online_show takes the device lock: a read during an offline waits for its outcome. Each read
+    // is its own process (task), so two concurrent readers are not one task locking twice.
     online: rw(
-      async () => {
-        await mem.deviceLock.lock('online_show');
-        const v = mem.devOffline ? 0 : 1;
-        mem.deviceLock.unlock();
-        return `${v}\n`;
-      },
+      () =>
+        m.task('cat', async () => {
+          await mem.deviceLock.lock('online_show');
+          const v = mem.devOffline ? 0 : 1;
+          mem.deviceLock.unlock();
+          return `${v}\n`;
+        }),
       (v, signal) => m.onlineStore(mem, v, signal),
     ),
     phys_device: ro(() => '0\n'),
     removable: ro(() => '1\n'),
     valid_zones: ro(() => (mem.state === 'online' ? `${mem.zone ?? 'none'}\n` : `${validZones(m, mem)}\n`)),
-    uevent: rw(() => '', () => undefined),
+    // A synthetic uevent (udevadm trigger) reaches listeners like a real one: it goes to the trace.
+    uevent: rw(
+      () => '',
+      (v) => m.trace.add({ type: 'uevent', action: parseSynthUevent(v), devpath: mem.devpath }),
+    ),
     subsystem: link('../../../../bus/memory'),
     power: new StaticDir(),
   });
@@ -75,9 +85,35 @@ function memoryRoot(m: Machine): SysDir {
   const dirs = new Map<number, SysDir>();
   m.onBlocksChanged = (mem, added) => void (added ? dirs.set(mem.id, blockDir(m, mem)) : dirs.delete(mem.id));
   for (const mem of m.blocks.values()) dirs.set(mem.id, blockDir(m, mem));
-  const poison = async (v: string) => {
-    const addr = kstrtoull(v);
-    m.hwpoison(Math.floor(addr / 4096));
+  // Both stores turn any kstrtoull failure (ERANGE included) into EINVAL, then shift to a pfn.
+  const pfnOf = (v: string): number => {
+    try {
+      return Number(kstrtoull(v) >> 12n);
+    } catch {
+      throw new KernelError('EINVAL', `invalid physical address ${JSON.stringify(v)}`);
+    }
+  };
+  // pfn_valid: the section has a memmap (every present section belongs to a block device);
+  // pfn_to_online_page: and it is online.
+  const section = (pfn: number) => (m.blocks.has(Math.floor(pfn / m.blockPages)) ? m.physmem.sectionInfo(pfn) : { present: false, online: false });
+  const poisoned = (pfn: number) => m.physmem.pageState(pfn).state === 'hwpoison';
+  // memory_failure(pfn, MF_SW_SIMULATED): ENXIO outside online memory ("memory outside kernel
+  // control"), EHWPOISON when TestSetPageHWPoison finds the page already poisoned.
+  const hardOffline = (v: string) => {
+    const pfn = pfnOf(v);
+    if (!section(pfn).online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
+    if (poisoned(pfn)) throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    m.hwpoison(pfn);
+  };
+  // soft_offline_page(pfn, 0): ENXIO without a memmap, EIO for an offline section, success for a
+  // page already poisoned ("page already poisoned").
+  const softOffline = (v: string) => {
+    const pfn = pfnOf(v);
+    const s = section(pfn);
+    if (!s.present) throw new KernelError('ENXIO', `${hexPfn(pfn)}: no such page`);
+    if (!s.online) throw new KernelError('EIO', `${hexPfn(pfn)}: page is offline`);
+    if (poisoned(pfn)) return;
+    m.hwpoison(pfn);
   };
   const files = new StaticDir({
     block_size_bytes: ro(() => `${m.blockSize.toString(16)}\n`),
@@ -85,9 +121,9 @@ function memoryRoot(m: Machine): SysDir {
       () => `${m.params.autoOnline}\n`,
       (v) => void (m.params.autoOnline = onlineTypeFromStr(v)),
     ),
-    soft_offline_page: wo(poison),
-    hard_offline_page: wo(poison),
-    uevent: wo(() => undefined),
+    soft_offline_page: wo(softOffline),
+    hard_offline_page: wo(hardOffline),
+    uevent: rootUevent(),
     power: new StaticDir(),
   });
   if (m.kernel.crashHotplugAttr) files.set('crash_hotplug', ro(() => '0\n'));
@@ -100,10 +136,46 @@ function memoryRoot(m: Machine): SysDir {
   );
 }
 
-/** `kstrtoull(s, 0)` for physical addresses. */
-function kstrtoull(s: string): number {
-  const v = kstrtoll(s.startsWith('-') ? 'x' : s);
-  return Number(v);
+/**
+ * `kstrtoull(s, 0)`: an optional `+`, 0x/0 prefixes, one trailing newline; EINVAL for anything else
+ * (a `-` included), ERANGE beyond 64 bits.
+ */
+function kstrtoull(s: string): bigint {
+  const m = /^\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?$/.exec(s);
+  if (!m) throw new KernelError('EINVAL', `kstrtoull: invalid number ${JSON.stringify(s)}`);
+  const d = m[1]!;
+  const v = /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === '0' ? BigInt('0o' + d.slice(1)) : BigInt(d);
+  if (v >= 1n << 64n) throw new KernelError('ERANGE', `kstrtoull: ${JSON.stringify(s)} out of range`);
+  return v;
+}
+
+/** The actions `kobject_action_type` knows, in the kernel's table order. */
+const KOBJ_ACTIONS = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind'] as const;
+
+/**
+ * Parse a write to a device's `uevent` as `kobject_synth_uevent` does: an action name, optionally
+ * followed by ` <UUID>` and ` KEY=VALUE` pairs of alphanumerics; one trailing newline (or NUL) is
+ * dropped. Anything else is EINVAL. Returns the action.
+ */
+export function parseSynthUevent(value: string): (typeof KOBJ_ACTIONS)[number] {
+  const v = value.endsWith('\n') || value.endsWith('\0') ? value.slice(0, -1) : value;
+  const sp = v.indexOf(' ');
+  const action = KOBJ_ACTIONS.find((a) => a === (sp < 0 ? v : v.slice(0, sp)));
+  if (!action) throw new KernelError('EINVAL', `synth uevent: unknown uevent action string ${JSON.stringify(value)}`);
+  if (sp >= 0 && !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}( [A-Za-z0-9]+=[A-Za-z0-9]+)*$/.test(v.slice(sp + 1)))
+    throw new KernelError('EINVAL', `synth uevent: incorrect uevent action arguments ${JSON.stringify(value)}`);
+  return action;
+}
+
+/**
+ * `uevent` of a device outside any bus or class (the `memory` and `node` roots): it reads empty and a
+ * valid synthetic uevent is accepted but filtered out (dev_uevent_filter), so nothing is emitted.
+ */
+function rootUevent() {
+  return rw(
+    () => '',
+    (v) => void parseSynthUevent(v),
+  );
 }
 
 function nodeRoot(m: Machine): SysDir {
@@ -141,7 +213,9 @@ function nodeRoot(m: Machine): SysDir {
     has_memory: ro(() => nodeList(m.nodes.memory)),
     has_normal_memory: ro(() => nodeList(m.nodes.normal)),
     has_cpu: ro(() => nodeList(all())),
-    uevent: wo(() => undefined),
+    // N_GENERIC_INITIATOR: QEMU's pc machine describes no generic initiators, so the list is empty.
+    has_generic_initiator: ro(() => '\n'),
+    uevent: rootUevent(),
     power: new StaticDir(),
   });
   return new ComputedDir(
@@ -165,9 +239,10 @@ function parameters(m: Machine): StaticDir {
     ),
     auto_movable_ratio: rw(
       () => `${m.params.autoMovableRatio}\n`,
+      // param_set_uint: kstrtouint(val, 0), so a sign is EINVAL and more than 32 bits ERANGE.
       (v) => {
-        const n = kstrtoll(v);
-        if (n < 0n || n > 0xffffffffn) throw new KernelError('ERANGE', `auto_movable_ratio: ${JSON.stringify(v)} out of range`);
+        const n = kstrtoull(v);
+        if (n > 0xffffffffn) throw new KernelError('ERANGE', `auto_movable_ratio: ${JSON.stringify(v)} out of range`);
         m.params.autoMovableRatio = Number(n);
       },
     ),
