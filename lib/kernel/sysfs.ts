@@ -189,26 +189,34 @@ export class Sysfs implements SysfsAccess {
    * files written. For `lsmem --sysroot DIR`.
    */
   async exportTo(dir: string, from = '/sys'): Promise<number> {
-    let files = 0;
+    // Read the whole tree first, so the files describe one moment, then write them out concurrently
+    // (hundreds of small files: one at a time costs more than the reads).
+    const dirs: string[] = [];
+    const links: { target: string; at: string }[] = [];
+    const files: { at: string; text: string; mode: number }[] = [];
     const walk = async (node: SysDir, rel: string): Promise<void> => {
-      const out = path.join(dir, rel);
-      await mkdir(out, { recursive: true });
+      dirs.push(path.join(dir, rel));
       for (const name of node.list().sort()) {
         const child = node.get(name)!;
-        const target = path.join(out, name);
+        const at = path.join(dir, rel, name);
         if (child.kind === 'dir') await walk(child, path.join(rel, name));
-        else if (child.kind === 'link') await symlink(child.target, target);
+        else if (child.kind === 'link') links.push({ target: child.target, at });
         else {
           let text = '';
           if (child.show) text = await Promise.resolve(child.show()).catch(() => '');
-          await writeFile(target, text, { mode: child.mode });
-          files++;
+          files.push({ at, text, mode: child.mode });
         }
       }
     };
     const { node } = this.lookup(from);
     if (node.kind !== 'dir') throw new KernelError('ENOTDIR', `${from}: not a directory`);
     await walk(node, from);
-    return files;
+    for (const d of dirs) await mkdir(d, { recursive: true });
+    const jobs = [...links.map((l) => () => symlink(l.target, l.at)), ...files.map((f) => () => writeFile(f.at, f.text, { mode: f.mode }))];
+    const workers = Array.from({ length: Math.min(32, jobs.length) }, async () => {
+      for (let job = jobs.pop(); job; job = jobs.pop()) await job();
+    });
+    await Promise.all(workers);
+    return files.length;
   }
 }
