@@ -32,6 +32,9 @@ export {
   type InsmodStep,
   type RmmodStep,
   type AllocStep,
+  type FreeStep,
+  type PinStep,
+  type UnpinStep,
   type SnapshotStep,
 } from './schema.js';
 export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, TargetKind } from './observation.js';
@@ -55,3 +58,4 @@ export { NORMALISATIONS, normalisationApplies, type Normalisation, type Normalis
 export { loadExceptions, validateExceptions, exceptionMatches, type DivergenceException, type DifferenceKind, type ExceptionSubject } from './exceptions.js';
 export { diffObservations, formatDiff, formatRecord, formatSteps, recordKey, resultText, type Difference, type DiffReport, type DiffOptions, type ExceptedDifference } from './diff.js';
 export { toJUnit, xmlEscape, type ConformanceCase } from './junit.js';
+export { runOnSimulator, runOnMachine, createSimMachine, simMachineOptions, simHandlers, type SimRunOptions } from './sim.js';

@@ -90,7 +90,7 @@ async function loadInjection(ctx: StepContext, priority: number): Promise<void> 
 
 const injectFile = (a: InjectAction): string => `${INJECT_DIR}/${a}/error`;
 
-/** The built-in handlers: everything a HotplugTarget can do. `alloc` is not applicable here. */
+/** The built-in handlers: everything a HotplugTarget can do. `alloc`, `free`, `pin` and `unpin` are not applicable here (the simulator runner supplies them). */
 export const DEFAULT_HANDLERS: Required<StepHandlers> = {
   plug: async (s, { target }) => {
     await target.plugDimm({ id: s.id, size: s.size, ...(s.node !== undefined ? { node: s.node } : {}) });
@@ -119,6 +119,9 @@ export const DEFAULT_HANDLERS: Required<StepHandlers> = {
     if (s.module === INJECT_BASE_MODULE) state.injectBaseLoaded = false;
   },
   alloc: async () => ({ notApplicable: "alloc drives the simulator's page allocator; a guest has no equivalent" }),
+  free: async () => ({ notApplicable: "free drives the simulator's page allocator; a guest has no equivalent" }),
+  pin: async () => ({ notApplicable: "pin drives the simulator's page allocator; a guest has no equivalent" }),
+  unpin: async () => ({ notApplicable: "unpin drives the simulator's page allocator; a guest has no equivalent" }),
   snapshot: async (s, ctx) => ({ snapshot: await ctx.snapshot(s.name) }),
 };
 

@@ -192,6 +192,33 @@ export interface AllocStep {
   expect?: Expect;
 }
 
+/** `free`: free every page of an earlier `alloc` by its id (simulator only, like `alloc`). */
+export interface FreeStep {
+  op: 'free';
+  /** The `id` of the allocation. */
+  id: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `pin`: pin the pages of an earlier movable `alloc` (long-term GUP): they block offline until unpinned (simulator only). */
+export interface PinStep {
+  op: 'pin';
+  /** The `id` of the allocation. */
+  id: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
+/** `unpin`: unpin the pages of an earlier `alloc` (simulator only). */
+export interface UnpinStep {
+  op: 'unpin';
+  /** The `id` of the allocation. */
+  id: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
 /** `snapshot`: record `/sys/devices/system/memory` and the node files. */
 export interface SnapshotStep {
   op: 'snapshot';
@@ -210,6 +237,9 @@ export type Step =
   | InsmodStep
   | RmmodStep
   | AllocStep
+  | FreeStep
+  | PinStep
+  | UnpinStep
   | SnapshotStep;
 
 /** The name of a step operation. */
@@ -260,6 +290,7 @@ const count = (what: string, min: number, max: number) =>
   z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(min, `expected ${what}`).max(max, `expected ${what}`);
 const deviceId = z.string({ error: 'expected a device id' }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a QEMU device id: a letter, then letters, digits, _ . -');
 const sysPath = z.string({ error: 'expected an absolute path' }).startsWith('/', 'expected an absolute path');
+const allocId = z.preprocess(numberAsText, z.string({ error: 'expected an allocation id' }).min(1, 'expected an allocation id'));
 const moduleName = z.string({ error: 'expected a module name' }).regex(/^[A-Za-z0-9_-]+$/, "expected a module name such as 'memory-notifier-error-inject'");
 
 /** kstrtobool's spellings, plus YAML's true/false. */
@@ -368,7 +399,7 @@ const STEP_SCHEMAS = {
   }, 'module'),
   rmmod: args('rmmod', { module: moduleName, expect: expectSchema.optional() }, 'module'),
   alloc: args('alloc', {
-    id: z.string().optional(),
+    id: allocId.optional(),
     count: count('a block count (1..)', 1, Number.MAX_SAFE_INTEGER),
     order: count('an order (0..10)', 0, 10).optional(),
     kind: z.enum(PAGE_KIND_NAMES, { error: `expected a page kind (${list(PAGE_KIND_NAMES)})` }).optional(),
@@ -377,6 +408,9 @@ const STEP_SCHEMAS = {
     highestZone: z.enum(ZONE_NAMES, { error: `expected a zone (${list(ZONE_NAMES)})` }).optional(),
     expect: expectSchema.optional(),
   }),
+  free: args('free', { id: allocId, expect: expectSchema.optional() }, 'id'),
+  pin: args('pin', { id: allocId, expect: expectSchema.optional() }, 'id'),
+  unpin: args('unpin', { id: allocId, expect: expectSchema.optional() }, 'id'),
   snapshot: args('snapshot', { name: z.preprocess(numberAsText, z.string()).optional() }, 'name'),
 } as const;
 
@@ -539,6 +573,10 @@ export function stepText(s: Step): string {
       const o = [`count=${s.count}`, s.order !== undefined && `order=${s.order}`, s.kind && `kind=${s.kind}`, s.nid !== undefined && `nid=${s.nid}`, s.thisNode && '__GFP_THISNODE', s.highestZone && `highestZone=${s.highestZone}`];
       return `alloc${s.id ? ` ${s.id}` : ''} ${o.filter(Boolean).join(' ')}${exp}`;
     }
+    case 'free':
+    case 'pin':
+    case 'unpin':
+      return `${s.op} ${s.id}${exp}`;
     case 'snapshot':
       return `snapshot${s.name ? ` ${s.name}` : ''}`;
   }
