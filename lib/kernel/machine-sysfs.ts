@@ -96,23 +96,27 @@ function memoryRoot(m: Machine): SysDir {
   // pfn_valid: the section has a memmap (every present section belongs to a block device);
   // pfn_to_online_page: and it is online.
   const section = (pfn: number) => (m.blocks.has(Math.floor(pfn / m.blockPages)) ? m.physmem.sectionInfo(pfn) : { present: false, online: false });
-  const poisoned = (pfn: number) => m.physmem.pageState(pfn).state === 'hwpoison';
   // memory_failure(pfn, MF_SW_SIMULATED): ENXIO outside online memory ("memory outside kernel
   // control"), EHWPOISON when TestSetPageHWPoison finds the page already poisoned.
   const hardOffline = (v: string) => {
     const pfn = pfnOf(v);
     if (!section(pfn).online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
-    if (poisoned(pfn)) throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    if (m.physmem.pageState(pfn).state === 'hwpoison') throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
     m.hwpoison(pfn);
   };
   // soft_offline_page(pfn, 0): ENXIO without a memmap, EIO for an offline section, success for a
-  // page already poisoned ("page already poisoned").
+  // page already poisoned ("page already poisoned"), EIO for a page it cannot handle (neither free
+  // nor LRU/movable: kernel, slab, reserved; "unhandlable page"), EBUSY when migration fails (pinned).
   const softOffline = (v: string) => {
     const pfn = pfnOf(v);
     const s = section(pfn);
     if (!s.present) throw new KernelError('ENXIO', `${hexPfn(pfn)}: no such page`);
     if (!s.online) throw new KernelError('EIO', `${hexPfn(pfn)}: page is offline`);
-    if (poisoned(pfn)) return;
+    const state = m.physmem.pageState(pfn).state;
+    if (state === 'hwpoison') return;
+    if (state === 'pinned') throw new KernelError('EBUSY', `${hexPfn(pfn)}: page migration failed`);
+    if (state !== 'free' && state !== 'movable') throw new KernelError('EIO', `${hexPfn(pfn)}: unhandlable page`);
+    // A movable page in use would be migrated first; Machine.hwpoison takes free pages only (EBUSY).
     m.hwpoison(pfn);
   };
   const files = new StaticDir({

@@ -189,8 +189,8 @@ export class Sysfs implements SysfsAccess {
    * files written. For `lsmem --sysroot DIR`.
    */
   async exportTo(dir: string, from = '/sys'): Promise<number> {
-    // Read the whole tree first, so the files describe one moment, then write them out concurrently
-    // (hundreds of small files: one at a time costs more than the reads).
+    // Read the whole tree before writing anything, so no file-system wait sits between two reads
+    // (only `online`, which takes the device lock, may wait); then write the files concurrently.
     const dirs: string[] = [];
     const links: { target: string; at: string }[] = [];
     const files: { at: string; text: string; mode: number }[] = [];

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { KernelError } from '../../lib/errors.js';
 import { Machine, type MachineOptions } from '../../lib/kernel/machine.js';
+import { NOTIFY_BAD, NOTIFY_OK, notifierFromErrno } from '../../lib/kernel/notifier.js';
 import type { SysFile } from '../../lib/kernel/sysfs.js';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
 
@@ -260,6 +261,41 @@ describe('sysfs ABI: state and online writes (§2.5, §10.7–§10.10, §13)', (
     }
     assert.deepEqual(uevents(m), []);
   });
+});
+
+describe('sysfs ABI: notifier vetoes seen through state and online (§2.5, §4)', () => {
+  for (const kernel of KERNELS) {
+    it(`${kernel}: NOTIFY_BAD is EPERM, notifier_from_errno(-e) is e, through both files; nothing changes, no uevent`, async () => {
+      const m = await machine({ kernel, autoOnline: 'offline' });
+      await m.plugDimm({ id: 'd1', size: '128M', node: 1 });
+      const goingOnline = m.kernel.actions.MEM_GOING_ONLINE;
+      const goingOffline = m.kernel.actions.MEM_GOING_OFFLINE;
+      let veto = NOTIFY_BAD;
+      const h = m.memoryNotifier.register((action) => (action === goingOnline || action === goingOffline ? veto : NOTIFY_OK), 0);
+      const mark = m.trace.events('uevent').length;
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/state`, 'online_movable')), 'EPERM');
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/online`, '1')), 'EPERM');
+      veto = notifierFromErrno(-16);
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/state`, 'online')), 'EBUSY');
+      veto = notifierFromErrno(-28);
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/online`, 'y')), 'ENOSPC');
+      assert.equal(await m.sysfs.read(`${M}/memory40/state`), 'offline\n');
+      assert.equal(await m.sysfs.read(`${M}/memory40/online`), '0\n');
+      assert.equal(await m.sysfs.read(`${M}/memory40/valid_zones`), 'Normal Movable\n');
+      veto = NOTIFY_OK;
+      await m.sysfs.write(`${M}/memory40/state`, 'online_movable');
+      veto = notifierFromErrno(-12);
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/state`, 'offline')), 'ENOMEM');
+      veto = NOTIFY_BAD;
+      assert.equal(await result(m.sysfs.write(`${M}/memory40/online`, '0')), 'EPERM');
+      assert.equal(await m.sysfs.read(`${M}/memory40/state`), 'online\n');
+      assert.equal(await m.sysfs.read(`${M}/memory40/valid_zones`), 'Movable\n');
+      assert.deepEqual(m.trace.events('uevent').slice(mark).map((r) => r.action), ['online']);
+      await h.unregister();
+      await m.sysfs.write(`${M}/memory40/online`, '0');
+      assert.deepEqual(m.checkInvariants(), []);
+    });
+  }
 });
 
 describe('sysfs ABI: valid_zones as zones grow and shrink (§2.6, §2.7, §10.27)', () => {
@@ -626,6 +662,10 @@ describe('sysfs ABI: hwpoison through hard_offline_page and soft_offline_page (�
       // guest: beyond RAM, soft offline finds no memmap (ENXIO); so does hard offline on 6.1 and 6.12.
       assert.equal(await result(m.sysfs.write(soft, '0x800000000')), 'ENXIO');
       if (kernel !== '7.2') assert.equal(await result(m.sysfs.write(hard, '0x800000000')), 'ENXIO');
+      // guest (6.12): pfn 1 is a kernel page: soft offline cannot handle it (EIO), hard offline
+      // gives EBUSY ("recovery action for get hwpoison page: Ignored").
+      assert.equal(await result(m.sysfs.write(soft, '0x1000')), 'EIO');
+      assert.equal(await result(m.sysfs.write(hard, '0x1000')), 'EBUSY');
 
       await m.sysfs.write(`${M}/memory40/state`, 'offline'); // the poisoned page does not stop the offline
       const mark = m.trace.length;
