@@ -100,7 +100,9 @@ function memoryRoot(m: Machine): SysDir {
   // control"), EHWPOISON when TestSetPageHWPoison finds the page already poisoned.
   const hardOffline = (v: string) => {
     const pfn = pfnOf(v);
-    if (!section(pfn).online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
+    const s = section(pfn);
+    if (!s.present) throw new KernelError(m.kernel.memoryFailureOutsideErrno, `${hexPfn(pfn)}: no memmap`);
+    if (!s.online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
     if (m.physmem.pageState(pfn).state === 'hwpoison') throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
     m.hwpoison(pfn);
   };

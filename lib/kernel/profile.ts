@@ -72,6 +72,8 @@ export interface KernelProfile {
   readonly defaultOnlineType: OnlineType;
   /** Whether `online` also accepts e/E (true) and d/D (false) (kstrtobool, 7.3+). */
   readonly kstrtoboolEnableDisable: boolean;
+  /** What `hard_offline_page` (memory_failure) returns for an address without a memmap (beyond RAM). */
+  readonly memoryFailureOutsideErrno: 'ENXIO' | 'EBUSY';
   /** Whether `memory_hotplug.memmap_on_memory` accepts `force`. */
   readonly memmapOnMemoryForce: boolean;
   /** Whether online of a block with hwpoisoned pages fails with EHWPOISON. */
@@ -129,6 +131,7 @@ const base = {
   nodeNotifyFields: null,
   prepareFinishEvents: false,
   kstrtoboolEnableDisable: false,
+  memoryFailureOutsideErrno: 'ENXIO',
   memmapOnMemoryForce: true,
   hwpoisonCheck: true,
   memmapInitState: 'offline',
@@ -190,6 +193,10 @@ export const PROFILES = {
     nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
     defaultOnlineType: 'online',
     isolation: 'bit',
+    // kernel-spec.md §2.5 dates e/E/d/D to 7.3; the 7.2.13 guest already accepts them (echo d > online offlines).
+    kstrtoboolEnableDisable: true,
+    // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
+    memoryFailureOutsideErrno: 'EBUSY',
   },
 } as const satisfies Record<string, KernelProfile>;
 
