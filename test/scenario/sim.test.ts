@@ -1,10 +1,11 @@
 /**
- * The simulator runner: the example scenarios on every kernel profile, the machine built as the guest
+ * The simulator runner: every scenario of test/scenarios/ on each kernel it names, the machine built as the guest
  * is booted, the simulator-only steps (alloc, free, pin, unpin) with their schema, and the differ
  * catching a deliberate divergence between two simulator runs. (Guest against simulator is checked in
  * test/cli/sim.test.ts through `memhp conform`, on one real guest.)
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { diffObservations, formatDiff } from '../../lib/scenario/diff.js';
 import { ScenarioError, ScenarioRunError } from '../../lib/scenario/errors.js';
@@ -22,19 +23,35 @@ const results = (steps: readonly StepObservation[]): string[] =>
   steps.map((s) => (s.result.status === 'error' ? s.result.errno : s.result.status === 'ok' && s.result.value !== undefined ? s.result.value : s.result.status));
 
 describe('simulator runner', () => {
-  for (const file of EXAMPLES) {
-    for (const kernel of SCENARIO_KERNELS) {
-      it(`${file} on ${kernel}: every expectation met, snapshots taken, no lock-validator report`, async () => {
-        const o = await runOnSimulator(await load(file), { kernel, machine: { lockdep: 'strict' } });
-        assert.equal(o.target, 'sim');
-        assert.equal(o.kernel.profile, kernel === 'latest' ? '7.2' : kernel);
-        assert.equal(o.bootMs, undefined);
-        assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => `${x.index} ${x.text}: ${x.unmet}`), []);
-        assert.ok(o.steps.some((x) => x.snapshot && Object.keys(x.snapshot.memory.blocks).length >= 4));
-        assert.ok(o.steps.every((x) => x.result.status !== 'n/a'), 'the simulator runs every step, alloc included');
-        assert.deepEqual(o.steps.flatMap((x) => x.trace).filter((r) => r.type === 'lockdep'), []);
+  // Every scenario of the suite, on every kernel it names: fast, and the first thing a model change breaks.
+  for (const file of readdirSync(SCENARIOS).filter((f) => /\.(ya?ml|json)$/.test(f)).sort()) {
+    const scenario = parseScenario(readFileSync(`${SCENARIOS}${file}`, 'utf8'), { source: file, defaultName: file.replace(/\.\w+$/, '') });
+    for (const kernel of scenario.machine.kernels) {
+      it(`${scenario.name} on ${kernel}: every expectation met, no lock-validator report, model invariants hold`, async () => {
+        const m = await createSimMachine(scenario, { kernel, machine: { lockdep: 'strict' } });
+        try {
+          const o = await runOnMachine(m, scenario);
+          assert.equal(o.target, 'sim');
+          assert.equal(o.kernel.profile, kernel === 'latest' ? '7.2' : kernel);
+          assert.equal(o.bootMs, undefined);
+          assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => `${x.index} ${x.text}: ${x.unmet}`), []);
+          assert.ok(o.steps.every((x) => x.result.status !== 'n/a'), 'the simulator runs every step, alloc included');
+          assert.deepEqual(o.steps.flatMap((x) => x.trace).filter((r) => r.type === 'lockdep'), []);
+          assert.deepEqual(m.checkInvariants(), []);
+        } finally {
+          await m.close();
+        }
       });
     }
+  }
+
+  for (const file of EXAMPLES) {
+    it(`${file}: snapshots taken on every kernel`, async () => {
+      for (const kernel of SCENARIO_KERNELS) {
+        const o = await runOnSimulator(await load(file), { kernel });
+        assert.ok(o.steps.some((x) => x.snapshot && Object.keys(x.snapshot.memory.blocks).length >= 4), kernel);
+      }
+    });
   }
 
   it('builds the machine the guest boots: same RAM, nodes, slots, maxmem and command line', async () => {
