@@ -515,8 +515,14 @@ export async function tryRemoveMemory(ctx: HotplugContext, start: number, size: 
  * removal fails), else remove. Takes device_hotplug_lock.
  */
 export async function offlineAndRemoveMemory(ctx: HotplugContext, start: number, size: number): Promise<void> {
-  const blocks = blocksOf(ctx, start, size);
   await ctx.locks.lockDeviceHotplug('offline_and_remove_memory');
+  let blocks: MemoryBlock[];
+  try {
+    blocks = blocksOf(ctx, start, size);
+  } catch (e) {
+    ctx.locks.unlockDeviceHotplug();
+    throw e;
+  }
   const offlined: { mem: MemoryBlock; type: OnlineType }[] = [];
   const rollback = async () => {
     for (const { mem, type } of offlined) {

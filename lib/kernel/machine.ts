@@ -317,6 +317,7 @@ export class Machine implements HotplugTarget, HotplugContext {
     const type = onlineTypeFromStr(value);
     await this.locks.lockDeviceHotplugSysfs();
     try {
+      this.#checkRegistered(mem);
       let r: 0 | 1;
       if (type === 'offline') r = await deviceOffline(this, mem, signal);
       else {
@@ -334,10 +335,17 @@ export class Machine implements HotplugTarget, HotplugContext {
     const on = kstrtobool(this.kernel, value);
     await this.locks.lockDeviceHotplugSysfs();
     try {
+      this.#checkRegistered(mem);
       await (on ? deviceOnline(this, mem, signal) : deviceOffline(this, mem, signal));
     } finally {
       this.locks.unlockDeviceHotplug();
     }
+  }
+
+  // A write that waited for device_hotplug_lock restarts its syscall; if the block was removed meanwhile
+  // (an eject), its attribute is gone and kernfs fails the write ENODEV without touching anything.
+  #checkRegistered(mem: MemoryBlock): void {
+    if (this.blocks.get(mem.id) !== mem) throw new KernelError('ENODEV', `${mem.name}: no such device (removed)`);
   }
 
   /** Run `fn` as its own task (a user process, an ACPI worker) so locks and the validator tell tasks apart. */
@@ -523,15 +531,16 @@ export class Machine implements HotplugTarget, HotplugContext {
       return;
     }
     if (mod !== 'memory_notifier_error_inject') throw new KernelError('ENOENT', `Module ${name} not found`);
+    // modprobe loads the dependency first; it stays loaded if this module then fails to load.
+    if (!this.modules.has('notifier_error_inject')) await this.loadModule('notifier_error_inject');
     let priority = 0;
     if (params.priority !== undefined) {
       try {
         priority = kstrtoint(String(params.priority));
-      } catch {
-        throw new KernelError('EINVAL', `${mod}: invalid value '${params.priority}' for parameter 'priority'`);
+      } catch (e) {
+        throw new KernelError(e instanceof KernelError ? e.code : 'EINVAL', `${mod}: invalid value '${params.priority}' for parameter 'priority'`);
       }
     }
-    if (!this.modules.has('notifier_error_inject')) await this.loadModule('notifier_error_inject');
     const inj = new MemoryNotifierErrorInject(this.kernel, this.memoryNotifier, priority, (l) => this.dmesg.push(l));
     await inj.block.registered;
     this.debugfs.dir('notifier-error-inject').set('memory', inj.dir);

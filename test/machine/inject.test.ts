@@ -205,8 +205,12 @@ describe('memory-notifier-error-inject: load and unload (§7.1)', () => {
     assert.equal(m.memoryNotifier.blocks[0]!.priority, -3);
     await m.unloadModule('memory-notifier-error-inject');
     assert.equal(await outcome(m.loadModule('memory-notifier-error-inject', { priority: 'abc' })), 'EINVAL');
+    // An int parameter out of range is kstrtoint's ERANGE, as the kernel's param_set_int returns it.
+    assert.equal(await outcome(m.loadModule('memory-notifier-error-inject', { priority: '4294967296' })), 'ERANGE');
     assert.equal(m.memoryNotifier.blocks.length, 0);
     assert.equal(await outcome(m.sysfs.read(ON)), 'ENOENT');
+    // modprobe loaded the dependency first; it stays loaded after the failed load.
+    assert.ok(m.modules.has('notifier_error_inject'));
   });
 
   it('unload waits for a chain call in flight (unregister takes the chain rwsem for write), which still vetoes', async () => {

@@ -79,12 +79,11 @@ type Op =
   | { k: 'group'; ops: Op[] };
 
 /**
- * Whether a group may run sysfs writers beside a DIMM eject. Off because of a model bug: a `state` write
- * that waits for device_hotplug_lock while the eject removes its block then runs on the removed block
- * (6.12: a stray MEM_PREPARE_ONLINE for the removed range, then EINVAL from the native layer), where the
- * kernel's restarted write finds the attribute gone and fails ENODEV without any event.
+ * Whether a group may run sysfs writers beside a DIMM eject: a `state` write that waits for
+ * device_hotplug_lock while the eject removes its block must fail ENODEV without any event (the
+ * kernel's restarted write finds the attribute gone). This race once ran the write on the removed block.
  */
-const WRITERS_RACE_EJECT = false;
+const WRITERS_RACE_EJECT = true;
 
 const pick = fc.nat({ max: 1 << 16 });
 const stateValues = ['online', 'online_kernel', 'online_movable', 'offline', 'offline\n', 'online_movable\n', 'Online', 'foo', ''];
@@ -664,6 +663,8 @@ async function exec(ctx: Ctx, op: Op, alone: boolean): Promise<string> {
         if (inj) ctx.groupCodes.add(errCode(inj));
       }
       if (ctx.nodeVeto) ctx.groupCodes.add(errCode(ctx.nodeVetoErrno));
+      // A writer that waited for device_hotplug_lock while an eject in the group removed its block.
+      if (op.ops.some((o) => o.k === 'unplug')) ctx.groupCodes.add('ENODEV');
       const results = await Promise.all(op.ops.map((o) => exec(ctx, o, false)));
       return `together: ${results.join('; ')}`;
     }
