@@ -53,6 +53,8 @@ errno_of() {
 	*"Operation canceled"*) echo ECANCELED ;;
 	*"Memory page has hardware error"*) echo EHWPOISON ;;
 	*"Unknown symbol"* | *"Invalid module format"* | *"Exec format error"*) echo ENOEXEC ;;
+	# strerror of a number without a name (a notifier may veto with any errno up to 4095): E<n>
+	*"Unknown error "[0-9]*) n=${1##*Unknown error }; echo "E${n%%[!0-9]*}" ;;
 	*) echo EIO ;;
 	esac
 }
@@ -109,7 +111,8 @@ cmd_write() {
 	v=$(echo "$2" | base64 -d; echo x); v=${v%x}
 	# dd, not the shell's printf: ash's printf fails silently, dd names the errno ("error writing").
 	if printf %s "$v" | dd of="$1" bs=1M conv=notrunc 2>/tmp/err; then echo ok
-	else m=$(grep -v 'records\|bytes' /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
+	# Drop only dd's statistics lines ("0+0 records in", "0 bytes (0B) copied"), not an error naming a path.
+	else m=$(grep -v '^[0-9+]* records \(in\|out\)$\|^[0-9]* bytes ' /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
 }
 cmd_dump() {
 	[ -e "$1" ] || { echo "err ENOENT $(printf '%s: No such file or directory' "$1" | b64)"; return; }

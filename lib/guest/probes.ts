@@ -2,6 +2,7 @@
  * Guest kprobes: render `qemu/probes.tmpl` for one kernel from its BTF layout, and turn the lines the
  * guest's trace_pipe produced into memhp trace records (DESIGN.md: notify / uevent / qmp-event).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { memoryActionName, nodeActionName, type KernelProfile } from '../kernel/profile.js';
@@ -10,7 +11,16 @@ import type { BtfMember, KernelLayout } from './btf.js';
 import { GuestError } from './errors.js';
 
 /** Directory of the guest-side files (`init.sh`, `probes.tmpl`). */
-export const QEMU_DIR = fileURLToPath(new URL('../../qemu/', import.meta.url));
+export const QEMU_DIR = qemuDir();
+
+// lib/guest/ under tsx, dist/lib/guest/ once compiled: the package's qemu/ is two or three levels up.
+function qemuDir(): string {
+  for (const up of ['../../qemu/', '../../../qemu/']) {
+    const dir = fileURLToPath(new URL(up, import.meta.url));
+    if (existsSync(dir + 'init.sh')) return dir;
+  }
+  return fileURLToPath(new URL('../../qemu/', import.meta.url));
+}
 
 /** Any decoded line of the guest's trace, with its guest timestamp: every probe hit and every uevent. */
 export interface ProbeRecord {
