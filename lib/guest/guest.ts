@@ -106,7 +106,7 @@ function pdeathsigWrapper(): string[] {
 }
 
 /** Console signs of a kernel crash (an oops); a panic for a missing /init is a harness bug, not a crash. */
-const CRASH = /Oops:|BUG:|general protection fault/;
+const CRASH = /Oops:|BUG:|general protection fault|Kernel panic/;
 
 /** A booted guest. Create with {@link Guest.boot}; always {@link Guest.close} it. */
 export class Guest implements HotplugTarget {
@@ -275,7 +275,11 @@ export class Guest implements HotplugTarget {
       await g.#checkProbes();
       if (!chainOffsets) await g.#calibrate(calibration);
     } catch (e) {
+      // A crash right after READY (seen under MTTCG: a panic in an interrupt while the probes are read)
+      // is still a boot crash, and is retried like one.
+      const log = await g.consoleTail(200);
       await g.close();
+      if (CRASH.test(log)) throw new BootCrash(`${(e as Error).message}; the guest crashed while booting`, log);
       throw e;
     }
     return g;
