@@ -15,13 +15,15 @@ const SPECS = ['6.1', '6.12', 'latest'] as const;
 const MEM = '/sys/devices/system/memory';
 
 /** QEMU processes started by the harness (their command line names a memhp-guest- directory). */
+// Harness QEMUs started by this process (others on the machine, e.g. a concurrent test run, are not ours).
 function harnessQemus(): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
-      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-')) out.push(Number(d));
+      const stat = /\) (\S) (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'latin1'));
+      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && stat && stat[1] !== 'Z' && Number(stat[2]) === process.pid) out.push(Number(d));
     } catch {
       /* exited meanwhile */
     }
