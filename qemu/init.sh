@@ -125,9 +125,11 @@ cmd_dump() {
 cmd_trace() {
 	# Put a marker through the ring buffer and wait until trace_pipe delivered it: everything
 	# recorded before this command is then in the log.
-	# First let the uevent listener catch up with the kernel's uevent sequence number.
+	# First let the uevent listener catch up with the kernel's uevent sequence number. busybox uevent
+	# runs one shell per event, one after another: under TCG on a loaded host a DIMM's 16 events took
+	# over 2 s, and late ones landed in the next step, so wait up to 10 s (only while behind).
 	want=$(cat /sys/kernel/uevent_seqnum); i=0
-	while [ "$(cat /tmp/uevent.seq 2>/dev/null || echo 0)" -lt "$want" ] && [ $i -lt 1000 ]; do usleep 2000; i=$((i+1)); done
+	while [ "$(cat /tmp/uevent.seq 2>/dev/null || echo 0)" -lt "$want" ] && [ $i -lt 5000 ]; do usleep 2000; i=$((i+1)); done
 	tok="sync-$$-$(cut -d' ' -f1 /proc/uptime)"
 	echo "$tok" > $T/trace_marker
 	i=0; while ! grep -q "$tok" /tmp/trace.log && [ $i -lt 2000 ]; do usleep 1000; i=$((i+1)); done
