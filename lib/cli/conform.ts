@@ -14,7 +14,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import { LATEST } from '../kernel/profile.js';
+import { getProfile } from '../kernel/profile.js';
 import { diffObservations, formatDiff, formatSteps, type DiffReport } from '../scenario/diff.js';
 import { ScenarioRunError } from '../scenario/errors.js';
 import { loadExceptions, type DivergenceException } from '../scenario/exceptions.js';
@@ -27,7 +27,7 @@ import type { CliIo } from './qmp.js';
 import { SCENARIO_EXIT, kernelArg, processIo, runSubcommand, troubleMessage, usageExitsTrouble, type CommandOptions } from './sim.js';
 
 /** The profile a kernel name stands for ('latest' → '7.2'), to compare kernel lists. */
-const profileOf = (k: ScenarioKernel): string => (k === 'latest' ? LATEST : k);
+const profileOf = (k: ScenarioKernel): string => getProfile(k).name;
 
 /** Parse `--kernel 6.1,6.12,latest`. */
 export function kernelListArg(v: string): ScenarioKernel[] {

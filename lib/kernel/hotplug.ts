@@ -325,8 +325,9 @@ export async function offlinePages(ctx: HotplugContext, start: number, nr: numbe
     if (++retries > ctx.offlineRetries) await fail(-4, 'signal backoff');
     await sleep(1);
   }
-  const managed = pm.offlineIsolatedPages(start, nr);
-  void managed; // 6.1 subtracts nr_pages instead; they differ only for PageOffline pages, which memhp's flows never leave
+  // offlineIsolatedPages takes the managed pages it found (6.12+). 6.1 subtracts nr_pages
+  // (profile.offlineManagedDecrement); the two differ only for PageOffline pages, which no flow here leaves.
+  pm.offlineIsolatedPages(start, nr);
   adjustPresentPageCount(ctx, start, -nr, nid, zone, group, isEarly(ctx, start));
   if (zone !== 'Movable' && nodePresent(ctx, nid, kernelZones) === 0) ctx.nodes.normal.delete(nid);
   if (nr >= allPresent) ctx.nodes.memory.delete(nid);

@@ -3,33 +3,12 @@
  * kernel-spec.md §7.1): a notifier on the memory chain that vetoes MEM_GOING_ONLINE / MEM_GOING_OFFLINE
  * with the errno stored in its debugfs files.
  */
-import { KernelError } from '../errors.js';
+import { kstrtoll } from './kstrtox.js';
 import { notifierFromErrno, NOTIFY_OK, type NotifierBlock, type NotifierChain } from './notifier.js';
 import { memoryAction, type KernelProfile, type MemoryNotify } from './profile.js';
 import { rw, StaticDir } from './sysfs.js';
 
 const MAX_ERRNO = 4095;
-
-/**
- * `kstrtoll(s, 0)`: optional sign, 0x/0 prefixes, one trailing newline; EINVAL on anything else, ERANGE
- * beyond 64 bits.
- */
-export function kstrtoll(s: string): bigint {
-  const m = /^([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?$/.exec(s);
-  if (!m) throw new KernelError('EINVAL', `kstrtoll: invalid number ${JSON.stringify(s)}`);
-  const digits = m[2]!;
-  const mag = /^0[xX]/.test(digits) ? BigInt(digits) : digits.length > 1 && digits[0] === '0' ? BigInt('0o' + digits.slice(1)) : BigInt(digits);
-  const v = m[1] === '-' ? -mag : mag;
-  if (v > 2n ** 63n - 1n || v < -(2n ** 63n)) throw new KernelError('ERANGE', `kstrtoll: ${JSON.stringify(s)} out of range`);
-  return v;
-}
-
-/** `kstrtoint(s, 0)`: as kstrtoll, ERANGE outside 32 bits. */
-export function kstrtoint(s: string): number {
-  const v = kstrtoll(s);
-  if (v > 2n ** 31n - 1n || v < -(2n ** 31n)) throw new KernelError('ERANGE', `kstrtoint: ${JSON.stringify(s)} out of range`);
-  return Number(v);
-}
 
 /** A loaded memory-notifier-error-inject instance. */
 export class MemoryNotifierErrorInject {

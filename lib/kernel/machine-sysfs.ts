@@ -8,6 +8,7 @@ import { KernelError } from '../errors.js';
 import { ZONE_TYPES } from '../native/physmem.js';
 import { validZones } from './hotplug.js';
 import { onlineTypeFromStr, type MemoryBlock } from './memory-block.js';
+import { kstrtoull } from './kstrtox.js';
 import { formatMemmapOnMemory, kstrtobool } from './profile.js';
 import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
 import type { Machine } from './machine.js';
@@ -140,19 +141,6 @@ function memoryRoot(m: Machine): SysDir {
     },
     () => [...files.list(), ...[...dirs.keys()].map((id) => `memory${id}`)],
   );
-}
-
-/**
- * `kstrtoull(s, 0)`: an optional `+`, 0x/0 prefixes, one trailing newline; EINVAL for anything else
- * (a `-` included), ERANGE beyond 64 bits.
- */
-function kstrtoull(s: string): bigint {
-  const m = /^\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\n?$/.exec(s);
-  if (!m) throw new KernelError('EINVAL', `kstrtoull: invalid number ${JSON.stringify(s)}`);
-  const d = m[1]!;
-  const v = /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === '0' ? BigInt('0o' + d.slice(1)) : BigInt(d);
-  if (v >= 1n << 64n) throw new KernelError('ERANGE', `kstrtoull: ${JSON.stringify(s)} out of range`);
-  return v;
 }
 
 /** The actions `kobject_action_type` knows, in the kernel's table order. */

@@ -8,7 +8,8 @@ import { KernelError, MemhpError } from '../errors.js';
 import { PhysMem, PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/physmem.js';
 import { sizeBytes, type Size } from '../size.js';
 import { addMemory, blocksOf, memmapOnMemoryPages, memoryBlockOffline, memoryBlockOnline, offlineAndRemoveMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
-import { kstrtoint, MemoryNotifierErrorInject } from './inject.js';
+import { MemoryNotifierErrorInject } from './inject.js';
+import { kstrtoint } from './kstrtox.js';
 import { AMD_HT_START, DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
 import { Lockdep } from './lockdep.js';
 import { HotplugLocks } from './locks.js';
@@ -362,10 +363,8 @@ export class Machine implements HotplugTarget, HotplugContext {
     return this.task('add_memory', async () => {
       await this.locks.lockDeviceHotplug('add_memory');
       try {
-        const s = Number(start);
-        const blocks = await addMemory(this, nid, s, Number(size));
-        this.#firmwareMapAdd(s, Number(size));
-        void blocks;
+        await addMemory(this, nid, Number(start), Number(size));
+        this.#firmwareMapAdd(Number(start), Number(size));
       } finally {
         this.locks.unlockDeviceHotplug();
       }
@@ -614,14 +613,14 @@ export class Machine implements HotplugTarget, HotplugContext {
       if ((mem.state === 'offline') !== mem.devOffline) bad.push(`${mem.name}: state ${mem.state} but device offline=${mem.devOffline}`);
       if (mem.state === 'offline' && mem.zone) bad.push(`${mem.name}: offline but zone ${mem.zone}`);
       if (mem.state === 'online' && mem.zone) {
-        const z = this.physmem.zoneInfo(mem.nid, mem.zone);
+        const z = this.physmem.zoneCounters(mem.nid, mem.zone);
         // Boot blocks may end in a hole beyond the zone span (memory23 of a 4 GiB pc): only intersection holds there.
-        const covered = z && (mem.early ? mem.startPfn < z.start + z.spanned && mem.startPfn + mem.nrPages > z.start : mem.startPfn >= z.start && mem.startPfn + mem.nrPages <= z.start + z.spanned);
+        const covered = z.spanned > 0 && (mem.early ? mem.startPfn < z.start + z.spanned && mem.startPfn + mem.nrPages > z.start : mem.startPfn >= z.start && mem.startPfn + mem.nrPages <= z.start + z.spanned);
         if (!covered) bad.push(`${mem.name}: online in ${mem.zone} outside the zone span`);
       }
     }
     for (let nid = 0; nid < this.nodes.possible; nid++) {
-      const present = ZONE_TYPES.reduce((a, z) => a + (this.physmem.zoneInfo(nid, z)?.present ?? 0), 0);
+      const present = ZONE_TYPES.reduce((a, z) => a + this.physmem.zoneCounters(nid, z).present, 0);
       if ((present > 0) !== this.nodes.memory.has(nid)) bad.push(`node${nid}: present ${present} but N_MEMORY ${this.nodes.memory.has(nid)}`);
     }
     return bad;

@@ -29,7 +29,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
 import type { OnlineType } from '../kernel/profile.js';
-import type { PageKind, ZoneType } from '../native/physmem.js';
+import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/physmem.js';
 import { sizeBytes } from '../size.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
 
@@ -172,22 +172,10 @@ export interface RmmodStep {
 }
 
 /** `alloc`: allocate pages in the simulated machine (simulator only; a guest reports it not applicable). */
-export interface AllocStep {
+export interface AllocStep extends AllocRequest {
   op: 'alloc';
   /** A name for the allocation, for later steps. */
   id?: string;
-  /** Number of blocks of 2^order pages. */
-  count: number;
-  /** Order of each block (0..10). Default 0. */
-  order?: number;
-  /** movable (default), unmovable, reclaimable or pinned. */
-  kind?: PageKind;
-  /** Preferred node. Default 0. */
-  nid?: number;
-  /** `__GFP_THISNODE`: never fall back to another node. */
-  thisNode?: boolean;
-  /** Highest zone allowed (the GFP zone modifier). */
-  highestZone?: ZoneType;
   /** Expected outcome; unchecked when absent. */
   expect?: Expect;
 }
@@ -265,8 +253,6 @@ export const SCENARIO_KERNELS: readonly ScenarioKernel[] = ['6.1', '6.12', 'late
 const KERNEL_NAMES = ['6.1', '6.12', '7.2', 'latest'] as const satisfies readonly ScenarioKernel[];
 const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const satisfies readonly OnlineType[];
 // Kept here, not imported: lib/native/physmem.js loads the addon, and parsing a file needs no addon.
-const PAGE_KIND_NAMES = ['movable', 'unmovable', 'reclaimable', 'pinned'] as const satisfies readonly PageKind[];
-const ZONE_NAMES = ['DMA', 'DMA32', 'Normal', 'Movable'] as const satisfies readonly ZoneType[];
 const ERRNO_EXAMPLES = 'such as EBUSY, EINVAL, ENOMEM, or E<n> for a number without a name';
 const INJECT_ACTIONS = ['MEM_GOING_ONLINE', 'MEM_GOING_OFFLINE'] as const satisfies readonly InjectAction[];
 
@@ -402,10 +388,10 @@ const STEP_SCHEMAS = {
     id: allocId.optional(),
     count: count('a block count (1..)', 1, Number.MAX_SAFE_INTEGER),
     order: count('an order (0..10)', 0, 10).optional(),
-    kind: z.enum(PAGE_KIND_NAMES, { error: `expected a page kind (${list(PAGE_KIND_NAMES)})` }).optional(),
+    kind: z.enum(PAGE_KINDS, { error: `expected a page kind (${list(PAGE_KINDS)})` }).optional(),
     nid: uint('a node id').optional(),
     thisNode: z.boolean().optional(),
-    highestZone: z.enum(ZONE_NAMES, { error: `expected a zone (${list(ZONE_NAMES)})` }).optional(),
+    highestZone: z.enum(ZONE_TYPES, { error: `expected a zone (${list(ZONE_TYPES)})` }).optional(),
     expect: expectSchema.optional(),
   }),
   free: args('free', { id: allocId, expect: expectSchema.optional() }, 'id'),

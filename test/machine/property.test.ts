@@ -18,6 +18,7 @@
  *
  * The run is sized by {@link TOTAL_OPS}; the seed is printed (set PROPERTY_SEED to replay a run).
  */
+import { nodeList } from '../../lib/kernel/machine-sysfs.js';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { errnoCode, KernelError } from '../../lib/errors.js';
@@ -669,18 +670,6 @@ async function exec(ctx: Ctx, op: Op, alone: boolean): Promise<string> {
       return `together: ${results.join('; ')}`;
     }
   }
-}
-
-function nodeList(nodes: Iterable<number>): string {
-  const s = [...new Set(nodes)].sort((a, b) => a - b);
-  const out: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
-    out.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return out.join(',') + '\n';
 }
 
 /** Everything that must hold between operations. `nids` maps block ids (before and after the step) to nodes. */
