@@ -17,7 +17,7 @@ import { getProfile, type KernelProfile } from '../kernel/profile.js';
 import type { HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import { QmpClient } from '../qmp/client.js';
-import { UnplugRejectedError } from '../qmp/errors.js';
+import { GuestRejectedError, HotplugError, type HOTPLUG_CHECK_ERRNO } from '../qmp/errors.js';
 import { MemoryHotplug, parseSize, type Size } from '../qmp/hotplug.js';
 import { accelArgs, detectAccel, type Accel } from './accel.js';
 import { AgentClient, base64, type AgentReady } from './agent.js';
@@ -107,6 +107,16 @@ function pdeathsigWrapper(): string[] {
 
 /** Console signs of a kernel crash (an oops); a panic for a missing /init is a harness bug, not a crash. */
 const CRASH = /Oops:|BUG:|general protection fault|Kernel panic/;
+
+/**
+ * A refusal of the QMP layer as the {@link KernelError} a {@link HotplugTarget} reports (the same
+ * errno the simulator gives); anything else (QEMU or connection trouble) unchanged.
+ */
+function asKernelError(e: unknown): unknown {
+  if (e instanceof HotplugError) return new KernelError(e.errno, e.message, { cause: e });
+  if (e instanceof GuestRejectedError) return new KernelError(e.code ?? 'EIO', e.message, { ostStatus: e.status, cause: e });
+  return e;
+}
 
 /** A booted guest. Create with {@link Guest.boot}; always {@link Guest.close} it. */
 export class Guest implements HotplugTarget {
@@ -335,10 +345,18 @@ export class Guest implements HotplugTarget {
     return this.#probes.slice();
   }
 
-  /** Plug a pc-dimm (ACPI); resolves when the guest reported the device added (_OST Device Check success). */
+  /**
+   * Plug a pc-dimm (ACPI); resolves when the guest reported the device added (_OST Device Check
+   * success). Sizes need only be 2 MiB multiples, as for QEMU: a DIMM not aligned to the block size is
+   * plugged and the guest kernel fails to add it (kernel-spec §10.19), as on the simulator. A refused
+   * check rejects with the Machine's errno ({@link HOTPLUG_CHECK_ERRNO}), a guest failure with EIO
+   * (or the errno its _OST status stands for).
+   */
   async plugDimm(d: { id: string; size: bigint | string; node?: number }): Promise<void> {
     try {
-      await this.hotplug.plugDimm({ id: d.id, size: d.size, ...(d.node !== undefined ? { node: d.node } : {}), waitOnline: true });
+      await this.hotplug.plugDimm({ id: d.id, size: d.size, ...(d.node !== undefined ? { node: d.node } : {}), checkBlockSize: false, waitOnline: true });
+    } catch (e) {
+      throw asKernelError(e);
     } finally {
       await this.syncTrace();
     }
@@ -346,16 +364,14 @@ export class Guest implements HotplugTarget {
 
   /**
    * Unplug a pc-dimm (ACPI eject); resolves on DEVICE_DELETED. A guest refusal rejects with a
-   * {@link KernelError} (EBUSY for _OST 0x82) whose details carry the _OST status.
+   * {@link KernelError} (EBUSY for _OST 0x82) whose details carry the _OST status; an unknown id
+   * with ENODEV, as on the simulator.
    */
   async unplugDimm(id: string): Promise<void> {
     try {
       await this.hotplug.unplugDimm(id);
     } catch (e) {
-      if (e instanceof UnplugRejectedError) {
-        throw new KernelError(e.code ?? 'EIO', `${id}: guest refused the unplug: ${e.message}`, { ostStatus: e.status, cause: e });
-      }
-      throw e;
+      throw asKernelError(e);
     } finally {
       await this.syncTrace();
     }

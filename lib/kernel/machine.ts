@@ -420,8 +420,10 @@ export class Machine implements HotplugTarget, HotplugContext {
    * Plug a pc-dimm as QEMU and the guest's ACPI driver do: QEMU places it (first fit from the window
    * base) and raises the event; the kernel registers a static memory group, runs __add_memory under
    * device_hotplug_lock (auto-online per `auto_online_blocks`), binds the blocks and reports _OST.
-   * QEMU-side refusals: EEXIST (id in use), ENOSPC (no slot or no room below maxmem). A kernel refusal
-   * (e.g. EINVAL for a size that is not a multiple of the block size) rejects, and the DIMM stays.
+   * QEMU-side refusals: EEXIST (id in use), ENOSPC (no slot or no room below maxmem), EINVAL (size
+   * not a multiple of 2 MiB, no such node). A kernel refusal (a range not aligned to the block size,
+   * kernel-spec §10.19) does not reject: as on a guest, the DIMM is plugged without memory, _OST says
+   * success and only dmesg tells; ejecting it later succeeds.
    */
   async plugDimm(d: DimmSpec): Promise<void> {
     this.#checkOpen();
@@ -443,25 +445,26 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.dimms.set(d.id, dimm);
     await this.task('kworker/u8:0-kacpi_hotplug', async () => {
       await this.locks.lockDeviceHotplug('acpi_device_hotplug');
-      let status = 0;
       try {
         // acpi_memory_device_add: a static group, __add_memory(mgid, …, MHP_NID_IS_MGID | MEMMAP hint).
         const group: MemoryGroup = { id: this.#nextGroup++, nid: node, maxPages: size / 4096, presentKernelPages: 0, presentMovablePages: 0 };
         // 6.1's driver asks only when mhp_supports_memmap_on_memory(size) holds: one block, parameter on.
         const hint = this.kernel.memmapOnMemoryAdd === 'per-block' || (size === this.blockSize && memmapOnMemoryPages(this) > 0);
+        const pnp = `PNP0C80:${slot.toString(16).padStart(2, '0')}`;
         try {
           await addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
         } catch (e) {
-          status = 1; // _OST(1, non-specific failure): "add_memory failed", no handler attached
-          throw e;
+          // acpi_memory_device_add fails, but acpi_bus_attach ignores a handler's failure: the device
+          // stays, without memory, and _OST still reports success (seen on 6.1, 6.12 and 7.2 guests).
+          this.dmesg.push(e instanceof Error ? e.message : String(e), `acpi ${pnp}: add_memory failed`, `acpi ${pnp}: acpi_memory_enable_device() error`);
+          return;
         }
         dimm.group = group;
         this.#firmwareMapAdd(addr, size);
-        const pnp = `PNP0C80:${slot.toString(16).padStart(2, '0')}`;
         for (const b of blocksOf(this, addr, size)) b.firmwareNode = pnp;
       } finally {
         this.locks.unlockDeviceHotplug();
-        this.#qmpEvent('ACPI_DEVICE_OST', { info: { device: d.id, slot: String(slot), 'slot-type': 'DIMM', source: 1, status } });
+        this.#qmpEvent('ACPI_DEVICE_OST', { info: { device: d.id, slot: String(slot), 'slot-type': 'DIMM', source: 1, status: 0 } });
       }
     });
   }

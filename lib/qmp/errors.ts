@@ -56,6 +56,20 @@ export type HotplugCheck =
   | 'ID_IN_USE'
   | 'BAD_ARGUMENT';
 
+/**
+ * The errno a {@link HotplugTarget} reports for each refused check, the same the simulator's Machine
+ * gives for the same refusal, so a scenario step reads alike on a guest and on the simulator.
+ */
+export const HOTPLUG_CHECK_ERRNO: Readonly<Record<HotplugCheck, ErrnoCode>> = {
+  NO_FREE_SLOT: 'ENOSPC',
+  NO_HEADROOM: 'ENOSPC',
+  UNALIGNED: 'EINVAL',
+  NO_SUCH_NODE: 'EINVAL',
+  NO_SUCH_DEVICE: 'ENODEV',
+  ID_IN_USE: 'EEXIST',
+  BAD_ARGUMENT: 'EINVAL',
+};
+
 /** A pre-flight check failed; `check` says which. */
 export class HotplugError extends MemhpError {
   readonly check: HotplugCheck;
@@ -63,6 +77,11 @@ export class HotplugError extends MemhpError {
   constructor(check: HotplugCheck, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.check = check;
+  }
+
+  /** The errno for this refusal ({@link HOTPLUG_CHECK_ERRNO}). */
+  get errno(): ErrnoCode {
+    return HOTPLUG_CHECK_ERRNO[this.check];
   }
 }
 

@@ -135,4 +135,26 @@ describe('Machine: ACPI pc-dimm plug and unplug per profile (§3.7, §8, §13)',
       assert.deepEqual(m.lockdep.reports, []);
     });
   }
+
+  it('a DIMM not aligned to the block size: _OST success, no blocks, dmesg says why, the eject succeeds (as on guests)', async () => {
+    const m = await Machine.create({ kernel: '7.2', memory: '512M', cmdline: ['memhp_default_state=online_movable'] });
+    const before = await m.sysfs.list(M);
+    await m.plugDimm({ id: 'd1', size: '192M' });
+    await m.plugDimm({ id: 'd2', size: '256M' }); // first fit at 4G+192M: the start is unaligned
+    assert.deepEqual(await m.sysfs.list(M), before);
+    assert.deepEqual(
+      m.dmesg.filter((l) => /unaligned|PNP0C80/.test(l)).slice(0, 3),
+      ['Block size [0x8000000] unaligned hotplug range: start 0x100000000, size 0xc000000', 'acpi PNP0C80:00: add_memory failed', 'acpi PNP0C80:00: acpi_memory_enable_device() error'],
+    );
+    assert.ok(m.dmesg.includes('Block size [0x8000000] unaligned hotplug range: start 0x10c000000, size 0x10000000'));
+    await m.unplugDimm('d1');
+    await m.unplugDimm('d2');
+    assert.deepEqual(seq(m.trace.events()), ['ACPI_DEVICE_OST', 'ACPI_DEVICE_OST', 'ACPI_DEVICE_OST', 'DEVICE_DELETED', 'ACPI_DEVICE_OST', 'ACPI_DEVICE_OST', 'DEVICE_DELETED', 'ACPI_DEVICE_OST']);
+    assert.ok(m.trace.events().every((r) => r.type !== 'qmp-event' || (r.data as { info?: { status: number } }).info?.status !== 1));
+    await m.plugDimm({ id: 'd3', size: '256M' });
+    assert.equal(await m.sysfs.read(`${M}/memory33/valid_zones`), 'Movable\n');
+    await assert.rejects(m.unplugDimm('nope'), (e) => code(e) === 'ENODEV');
+    await assert.rejects(m.plugDimm({ id: 'd3', size: '128M' }), (e) => code(e) === 'EEXIST');
+    assert.deepEqual(m.checkInvariants(), []);
+  });
 });
