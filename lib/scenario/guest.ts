@@ -7,7 +7,9 @@ import { Guest, type GuestOptions } from '../guest/guest.js';
 import { ScenarioRunError } from './errors.js';
 import type { Observation } from './observation.js';
 import { runScenario, type RunOptions } from './run.js';
-import { kernelCmdline, type MachineDescription, type Scenario, type ScenarioKernel } from './schema.js';
+import { KernelError } from '../errors.js';
+import { base64 } from '../guest/agent.js';
+import { kernelCmdline, type MachineDescription, type Scenario, type ScenarioKernel, type ShStep } from './schema.js';
 import { guestSnapshotter } from './snapshot.js';
 
 /** Options of {@link runOnGuest}. */
@@ -37,6 +39,19 @@ export function guestBootOptions(m: MachineDescription, kernel: ScenarioKernel):
 }
 
 /**
+ * The `sh` step on a guest: the script through the agent (written to a file first, so `exit` and any
+ * quoting in it behave as in a script); a non-zero exit status rejects with EIO, the output is the value.
+ */
+async function runSh(g: Guest, s: ShStep): Promise<{ value: string }> {
+  const out = await g.agent.sh(`echo ${base64(s.script)} | base64 -d > /tmp/memhp-step.sh; sh /tmp/memhp-step.sh; echo "@status=$?"`, 10 * 60_000);
+  await g.syncTrace();
+  const m = /@status=(\d+)\n?$/.exec(out);
+  const text = m ? out.slice(0, m.index) : out;
+  if (!m || m[1] !== '0') throw new KernelError('EIO', `sh: exit status ${m?.[1] ?? 'unknown'}${text.trim() ? `: ${text.trim().slice(-500)}` : ''}`);
+  return { value: text };
+}
+
+/**
  * Boot a guest for the scenario, run it, close the guest. A boot failure or a harness failure during
  * the run rejects with {@link ScenarioRunError} (the guest is closed first).
  */
@@ -54,6 +69,7 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
       ...run,
       kind: 'guest',
       release: g.boot.ready.release,
+      handlers: { sh: (s) => runSh(g, s), ...run.handlers },
       ...(snapshot === 'sysfs' ? {} : { snapshot: guestSnapshotter(g) }),
     });
     return { ...obs, bootMs: g.boot.bootMs };

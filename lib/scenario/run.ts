@@ -122,6 +122,7 @@ export const DEFAULT_HANDLERS: Required<StepHandlers> = {
   free: async () => ({ notApplicable: "free drives the simulator's page allocator; a guest has no equivalent" }),
   pin: async () => ({ notApplicable: "pin drives the simulator's page allocator; a guest has no equivalent" }),
   unpin: async () => ({ notApplicable: "unpin drives the simulator's page allocator; a guest has no equivalent" }),
+  sh: async () => ({ notApplicable: 'sh runs a script in a guest; the simulator has no shell' }),
   snapshot: async (s, ctx) => ({ snapshot: await ctx.snapshot(s.name) }),
 };
 

@@ -207,6 +207,19 @@ export interface UnpinStep {
   expect?: Expect;
 }
 
+/**
+ * `sh`: run a shell script in the guest (guest only; the simulator reports it not applicable), e.g. a
+ * workload that makes the kernel allocate what the simulator gets from `alloc`. A non-zero exit status
+ * is an error (EIO); the output is the step's value.
+ */
+export interface ShStep {
+  op: 'sh';
+  /** The script, run by the guest's busybox `sh`. */
+  script: string;
+  /** Expected outcome; unchecked when absent. */
+  expect?: Expect;
+}
+
 /** `snapshot`: record `/sys/devices/system/memory` and the node files. */
 export interface SnapshotStep {
   op: 'snapshot';
@@ -228,6 +241,7 @@ export type Step =
   | FreeStep
   | PinStep
   | UnpinStep
+  | ShStep
   | SnapshotStep;
 
 /** The name of a step operation. */
@@ -397,6 +411,7 @@ const STEP_SCHEMAS = {
   free: args('free', { id: allocId, expect: expectSchema.optional() }, 'id'),
   pin: args('pin', { id: allocId, expect: expectSchema.optional() }, 'id'),
   unpin: args('unpin', { id: allocId, expect: expectSchema.optional() }, 'id'),
+  sh: args('sh', { script: z.string({ error: 'expected a shell script' }).min(1, 'expected a shell script'), expect: expectSchema.optional() }, 'script'),
   snapshot: args('snapshot', { name: z.preprocess(numberAsText, z.string()).optional() }, 'name'),
 } as const;
 
@@ -563,6 +578,10 @@ export function stepText(s: Step): string {
     case 'pin':
     case 'unpin':
       return `${s.op} ${s.id}${exp}`;
+    case 'sh': {
+      const line = s.script.trim().split('\n')[0]!;
+      return `sh ${JSON.stringify(line.length > 60 ? `${line.slice(0, 57)}...` : line)}${exp}`;
+    }
     case 'snapshot':
       return `snapshot${s.name ? ` ${s.name}` : ''}`;
   }
