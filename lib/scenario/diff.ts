@@ -15,7 +15,7 @@ import type { JsonValue, TraceRecord } from '../kernel/trace.js';
 import { exceptionMatches, type DifferenceKind, type DivergenceException } from './exceptions.js';
 import { NORMALISATIONS, normalisationApplies, type Normalisation } from './normalise.js';
 import type { Observation, Snapshot, StepObservation, StepResult } from './observation.js';
-import { MEMORY_ROOT, NODE_ROOT, flattenSnapshot, fileValueText } from './snapshot.js';
+import { MEMMAP_ROOT, MEMORY_ROOT, NODE_ROOT, flattenSnapshot, fileValueText } from './snapshot.js';
 
 export type { DifferenceKind } from './exceptions.js';
 
@@ -197,15 +197,20 @@ function diffStream(a: readonly TraceRecord[], b: readonly TraceRecord[], la: st
 
 const quote = (s: string): string => `'${s}'`;
 
-function diffSnapshots(a: Snapshot, b: Snapshot, la: string, lb: string): { subject: string; text: string }[] {
+/** A snapshot flattened and its entries rewritten by the snapshot normalisations, given its observation's baseline. */
+type FlatSnapshot = Map<string, string>;
+
+function diffSnapshots(fa: FlatSnapshot, fb: FlatSnapshot, a: Snapshot, b: Snapshot, la: string, lb: string): { subject: string; text: string }[] {
   const out: { subject: string; text: string }[] = [];
-  const fa = flattenSnapshot(a);
-  const fb = flattenSnapshot(b);
   const dirOnly = new Set<string>();
-  // A whole block or node directory on one side only: one line, not one per file.
+  // A whole block, node or firmware memmap directory on one side only: one line, not one per file.
   const dirs = (s: Snapshot): [string, string][] => [
     ...Object.entries(s.memory.blocks).map(([k, v]): [string, string] => [`${MEMORY_ROOT}/${k}`, `state=${fileValueText(v.state)} valid_zones=${quote(fileValueText(v.valid_zones))} ${v.nodes.join(' ')}`.trim()]),
     ...Object.entries(s.node.nodes).map(([k, v]): [string, string] => [`${NODE_ROOT}/${k}`, `${v.length} memory links`]),
+    ...Object.entries(a.ram && b.ram ? (s.ram?.memmap ?? {}) : {}).map(([k, v]): [string, string] => [
+      `${MEMMAP_ROOT}/${k}`,
+      `${fileValueText(v.start)}-${fileValueText(v.end)} ${fileValueText(v.type)}`,
+    ]),
   ];
   const da = new Map(dirs(a));
   const db = new Map(dirs(b));
@@ -275,6 +280,30 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
     return out;
   };
   const streamOf = norms.find((n) => n.stream);
+  // Snapshots are compared flattened, after the snapshot normalisations (each counted once per step it rewrote).
+  // /proc and firmware entries only when both sides recorded them: an observation saved before snapshots did has none.
+  const snapNorms = norms.filter((n) => n.snapshotEntry);
+  const baseA = a.baseline && flattenSnapshot(a.baseline);
+  const baseB = b.baseline && flattenSnapshot(b.baseline);
+  const flatPair = (x: Snapshot, y: Snapshot): [FlatSnapshot, FlatSnapshot] => {
+    const both = x.ram !== undefined && y.ram !== undefined;
+    const flat = (s: Snapshot, base: FlatSnapshot | undefined, touched: Set<Normalisation>): FlatSnapshot => {
+      const m = flattenSnapshot(both ? s : { ...s, ram: undefined });
+      for (const [p, v0] of m) {
+        let v = v0;
+        for (const n of snapNorms) {
+          const v2 = n.snapshotEntry!(p, v, base);
+          if (v2 !== v) (touched.add(n), (v = v2));
+        }
+        m.set(p, v);
+      }
+      return m;
+    };
+    const touched = new Set<Normalisation>();
+    const pair: [FlatSnapshot, FlatSnapshot] = [flat(x, baseA, touched), flat(y, baseB, touched)];
+    for (const n of touched) count(n);
+    return pair;
+  };
 
   for (let i = 0; i < Math.min(a.steps.length, b.steps.length); i++) {
     const sa: StepObservation = a.steps[i]!;
@@ -304,7 +333,10 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
         for (const d of diffStream(pick(ta), pick(tb), la, lb)) add('trace', d.subject, d.text);
       }
     } else for (const d of diffStream(ta, tb, la, lb)) add('trace', d.subject, d.text);
-    if (sa.snapshot && sb.snapshot) for (const d of diffSnapshots(sa.snapshot, sb.snapshot, la, lb)) add('snapshot', d.subject, d.text);
+    if (sa.snapshot && sb.snapshot) {
+      const [fa, fb] = flatPair(sa.snapshot, sb.snapshot);
+      for (const d of diffSnapshots(fa, fb, sa.snapshot, sb.snapshot, la, lb)) add('snapshot', d.subject, d.text);
+    }
     else if (sa.snapshot || sb.snapshot) add('snapshot', 'snapshot', `snapshot: only ${sa.snapshot ? la : lb} took one`);
   }
 

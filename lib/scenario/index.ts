@@ -37,8 +37,22 @@ export {
   type UnpinStep,
   type SnapshotStep,
 } from './schema.js';
-export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, TargetKind } from './observation.js';
-export { takeSnapshot, guestSnapshotter, flattenSnapshot, compactList, MEMORY_ROOT, NODE_ROOT, BLOCK_ATTRS, type Snapshotter, type ShellTarget } from './snapshot.js';
+export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, FileError, RamSnapshot, ZoneSnapshot, MemmapEntrySnapshot, TargetKind } from './observation.js';
+export {
+  takeSnapshot,
+  guestSnapshotter,
+  flattenSnapshot,
+  compactList,
+  parseZoneinfo,
+  parseMemTotal,
+  parseIomem,
+  MEMORY_ROOT,
+  NODE_ROOT,
+  MEMMAP_ROOT,
+  BLOCK_ATTRS,
+  type Snapshotter,
+  type ShellTarget,
+} from './snapshot.js';
 export {
   runScenario,
   checkExpectation,

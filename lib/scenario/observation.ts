@@ -10,8 +10,14 @@ import type { Step } from './schema.js';
 /** Which kind of target produced an observation. */
 export type TargetKind = 'guest' | 'sim';
 
+/** A pseudo file that could not be read: the errno reading it gave. */
+export interface FileError {
+  /** e.g. 'ENOENT', 'EACCES'. */
+  readonly errno: ErrnoCode;
+}
+
 /** The text of a pseudo file without its one trailing newline, or the errno reading it gave. */
-export type FileValue = string | { readonly errno: ErrnoCode };
+export type FileValue = string | FileError;
 
 /** One `/sys/devices/system/memory/memoryN/` directory. */
 export interface BlockSnapshot {
@@ -31,7 +37,44 @@ export interface BlockSnapshot {
   readonly nodes: readonly string[];
 }
 
-/** The memory-block view of sysfs at one moment. */
+/** One zone of `/proc/zoneinfo`: the page counts memory hotplug changes, as printed. */
+export interface ZoneSnapshot {
+  /** `spanned`: pages from the zone's first to its last pfn, holes included. */
+  readonly spanned: string;
+  /** `present`: pages that exist in the span. */
+  readonly present: string;
+  /** `managed`: pages the buddy allocator was given. */
+  readonly managed: string;
+  /** `start_pfn`, which the kernel prints only for a populated zone (present > 0). */
+  readonly start_pfn?: string;
+}
+
+/** One `/sys/firmware/memmap/N/` directory (values as printed: '0x100000000', 'System RAM'). */
+export interface MemmapEntrySnapshot {
+  /** `start`, inclusive. */
+  readonly start: FileValue;
+  /** `end`, inclusive. */
+  readonly end: FileValue;
+  /** `type`, e.g. 'System RAM', 'Reserved'. */
+  readonly type: FileValue;
+}
+
+/** What memory hotplug changes outside the memory block devices: /proc and the firmware memory map. */
+export interface RamSnapshot {
+  /** `/proc/zoneinfo`: by node ('node1') and zone ('Movable'), in the file's order; the errno if unreadable. */
+  readonly zoneinfo: Readonly<Record<string, Readonly<Record<string, ZoneSnapshot>>>> | FileError;
+  /** The `MemTotal` value of `/proc/meminfo` ('670652 kB'); '' if the file has no such line. */
+  readonly memTotal: FileValue;
+  /**
+   * The top-level `System RAM` resources of `/proc/iomem` as root reads them, in the file's order:
+   * range as printed ('100000000-10fffffff') → name ('System RAM', or e.g. 'System RAM (virtio_mem)').
+   */
+  readonly iomem: Readonly<Record<string, string>> | FileError;
+  /** `/sys/firmware/memmap/N/` by N, in numeric order (empty when the directory does not exist). */
+  readonly memmap: Readonly<Record<string, MemmapEntrySnapshot>>;
+}
+
+/** The memory-block view of sysfs at one moment, and what hotplug changes in /proc and the firmware map. */
 export interface Snapshot {
   /** The label the snapshot step gave, if any. */
   readonly name?: string;
@@ -53,6 +96,8 @@ export interface Snapshot {
     /** Each `nodeN` directory, by name, with the `memoryM` links it holds in block order. */
     readonly nodes: Readonly<Record<string, readonly string[]>>;
   };
+  /** /proc/zoneinfo, MemTotal, /proc/iomem and /sys/firmware/memmap; absent in observations saved before snapshots recorded them. */
+  readonly ram?: RamSnapshot;
 }
 
 /** What a step returned: success (with a read's text), the kernel's errno, or not applicable on this target. */
@@ -95,4 +140,9 @@ export interface Observation {
   readonly ms: number;
   /** Milliseconds to boot the guest (guest runs only). */
   readonly bootMs?: number;
+  /**
+   * A snapshot taken before step 0. The differ measures boot-dependent counters (MemTotal, managed
+   * pages of boot zones) from it; absent in observations saved before runs took one.
+   */
+  readonly baseline?: Snapshot;
 }

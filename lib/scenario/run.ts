@@ -147,14 +147,24 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
   const snapshot = opts.snapshot ?? ((name?: string) => takeSnapshot(target.sysfs, name));
   const state: RunState = { injectPriority: undefined, injectBaseLoaded: false };
   const steps: StepObservation[] = [];
-  const t0 = performance.now();
+  let baseline: Snapshot | undefined;
+  let t0 = performance.now();
   const observation = (): Observation => ({
     scenario: scenario.name,
     target: opts.kind ?? 'sim',
     kernel: { profile: target.kernel.name, release: opts.release ?? target.kernel.release },
     steps: steps.slice(),
     ms: performance.now() - t0,
+    ...(baseline ? { baseline } : {}),
   });
+  // The state before step 0, whatever the scenario's steps snapshot: the differ measures boot-dependent
+  // counters (MemTotal, managed pages of boot zones) as their change from it (see normalise.ts).
+  try {
+    baseline = await snapshot('baseline');
+  } catch (e) {
+    throw new ScenarioRunError(`${scenario.name}: baseline snapshot before step 0 failed: ${(e as Error).message ?? String(e)}`, -1, observation(), e);
+  }
+  t0 = performance.now(); // `ms` counts the steps only
   for (const [index, step] of scenario.steps.entries()) {
     const text = stepText(step);
     const ctx: StepContext = { target, scenario, index, state, snapshot };

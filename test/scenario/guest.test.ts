@@ -1,7 +1,7 @@
 /**
  * Real guests run the example scenarios end to end (one boot each, three kernels between them):
- * results, notifier records, uevents, QMP events and snapshots as the kernel produces them, the fast
- * snapshot equal to the generic one, the differ on real observations, and QEMU gone after every run,
+ * results, notifier records, uevents, QMP events and snapshots (sysfs, zoneinfo, MemTotal, iomem, firmware
+ * memmap) as the kernel produces them, the fast snapshot equal to the generic one, the differ on real observations, and QEMU gone after every run,
  * including a run cut short and a boot that fails.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import type { TraceRecord } from '../../lib/kernel/trace.js';
 import { diffObservations, formatDiff } from '../../lib/scenario/diff.js';
 import { ScenarioRunError } from '../../lib/scenario/errors.js';
 import { runOnGuest } from '../../lib/scenario/guest.js';
-import type { Observation, StepObservation } from '../../lib/scenario/observation.js';
+import type { FileValue, Observation, RamSnapshot, StepObservation, ZoneSnapshot } from '../../lib/scenario/observation.js';
 import { loadScenario, parseScenario, type Scenario } from '../../lib/scenario/schema.js';
 import { takeSnapshot } from '../../lib/scenario/snapshot.js';
 
@@ -67,9 +67,9 @@ describe('scenarios on real guests', function () {
         // The fast (script) snapshot and the generic one (sysfs.list + sysfs.read) must agree on a real guest.
         snapshot: async (s, ctx) => {
           const fast = await ctx.snapshot(s.name);
-          if (s.name === 'one-offline') {
+          if (s.name === 'plugged' || s.name === 'one-offline') {
             assert.equal(ourQemus().length, 1, 'the QEMU check sees the running guest');
-            assert.deepEqual(await takeSnapshot(ctx.target.sysfs, s.name), fast);
+            assert.deepEqual(await takeSnapshot(ctx.target.sysfs, s.name), fast, s.name);
             checked.push(s.name);
           }
           return { snapshot: fast };
@@ -77,7 +77,7 @@ describe('scenarios on real guests', function () {
       },
     });
     timing(o);
-    assert.deepEqual(checked, ['one-offline']);
+    assert.deepEqual(checked, ['plugged', 'one-offline']);
     assert.equal(o.target, 'guest');
     assert.equal(o.kernel.profile, '7.2');
     assert.match(o.kernel.release, /^7\./);
@@ -111,14 +111,33 @@ describe('scenarios on real guests', function () {
     }
     assert.deepEqual(plugged!.snapshot!.node, { has_memory: '0-1', has_normal_memory: '0', nodes: { node0: ['memory0', 'memory1', 'memory2', 'memory3'], node1: ['memory32', 'memory33'] } });
 
+    // /proc and the firmware map (kernel-spec §10.15, §10.17): 65536 pages in node 1's Movable zone, MemTotal
+    // up by 256 MiB from the baseline, one System RAM resource and one firmware memmap entry for the DIMM.
+    const ram = (st: StepObservation | undefined): RamSnapshot => st!.snapshot!.ram!;
+    const zones = (st: StepObservation | undefined) => ram(st).zoneinfo as Record<string, Record<string, ZoneSnapshot>>;
+    const kB = (v: FileValue): number => Number(/^(\d+) kB$/.exec(String(v))![1]);
+    assert.deepEqual(Object.keys(zones(boot)), ['node0', 'node1']);
+    assert.deepEqual(Object.keys(zones(boot).node0!), ['DMA', 'DMA32', 'Normal', 'Movable', 'Device']);
+    assert.deepEqual(zones(boot).node0!.DMA, { spanned: '4095', present: '3998', managed: '3840', start_pfn: '1' });
+    assert.deepEqual(zones(boot).node1!.Movable, { spanned: '0', present: '0', managed: '0' });
+    assert.deepEqual(zones(plugged).node1!.Movable, { spanned: '65536', present: '65536', managed: '65536', start_pfn: '1048576' });
+    assert.deepEqual(o.baseline, { ...boot!.snapshot!, name: 'baseline' });
+    assert.equal(kB(ram(plugged).memTotal) - kB(o.baseline!.ram!.memTotal), 262144);
+    assert.deepEqual(Object.entries(ram(plugged).iomem).slice(-1), [['100000000-10fffffff', 'System RAM']]);
+    const fw = Object.values(ram(plugged).memmap);
+    assert.equal(fw.length, Object.keys(ram(boot).memmap).length + 1);
+    assert.deepEqual(fw.at(-1), { start: '0x100000000', end: '0x10fffffff', type: 'System RAM' });
+
     // Offline the second block by hand: not the node's last memory, so no node event.
     assert.deepEqual(notifies(offline!), ['MEM_GOING_OFFLINE@0x108000', 'MEM_OFFLINE@0x108000']);
     assert.deepEqual(uevents(offline!), ['offline memory33']);
     assert.deepEqual(read!.result, { status: 'ok', value: 'Normal Movable\n' });
     assert.equal(oneOffline!.snapshot!.memory.blocks.memory33!.state, 'offline');
     assert.equal(oneOffline!.snapshot!.memory.blocks.memory33!.valid_zones, 'Normal Movable');
+    assert.deepEqual(zones(oneOffline).node1!.Movable, { spanned: '32768', present: '32768', managed: '32768', start_pfn: '1048576' }, 'the span shrinks');
 
-    // Unplug: ACPI offlines the remaining block (the node's last memory), removes both, QEMU deletes the DIMM.
+    // Unplug: ACPI offlines the remaining block (the node's last memory), removes both, QEMU deletes the DIMM;
+    // zoneinfo, MemTotal, iomem and the firmware map are as at boot again (§10.20).
     assert.deepEqual(notifies(unplug!), ['NODE_REMOVING_LAST_MEMORY@nid1', 'MEM_GOING_OFFLINE@0x100000', 'NODE_REMOVED_LAST_MEMORY@nid1', 'MEM_OFFLINE@0x100000']);
     assert.deepEqual(uevents(unplug!).sort(), ['offline memory32', 'remove memory32', 'remove memory33']);
     assert.deepEqual(qmp(unplug!).slice(0, 2), ['ACPI_DEVICE_OST', 'DEVICE_DELETED']);

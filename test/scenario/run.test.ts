@@ -129,8 +129,12 @@ steps:
     assert.ok(o.steps.every((x) => x.ms >= 0));
   });
 
-  it('builds snapshots from sysfs.list and sysfs.read', async () => {
+  it('builds snapshots from sysfs.list and sysfs.read, /proc and the firmware map included', async () => {
     const t = new RecordingTarget();
+    t.files.set('/proc/zoneinfo', 'Node 0, zone      DMA\n  pages free     3\n        spanned  4095\n        present  3998\n        managed  3840\n  start_pfn:           1\nNode 0, zone  Movable\n        spanned  0\n        present  0\n        managed  0\n');
+    t.files.set('/proc/meminfo', 'MemTotal:          15360 kB\nMemFree:            1024 kB\n');
+    t.files.set('/proc/iomem', '00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n  01000000-01ffffff : Kernel code\n');
+    for (const [a, v] of Object.entries({ start: '0x0', end: '0x9fbff', type: 'System RAM' })) t.files.set(`/sys/firmware/memmap/0/${a}`, `${v}\n`);
     const o = await runScenario(t, parseScenario('steps: [{snapshot: now}]'), { kind: 'guest', release: 'x' });
     assert.deepEqual(o.steps[0]!.snapshot, {
       name: 'now',
@@ -140,8 +144,34 @@ steps:
         blocks: { memory1: { online: '1', phys_device: '0', phys_index: '00000001', removable: '1', state: 'online', valid_zones: 'DMA32', nodes: ['node0'] } },
       },
       node: { has_memory: '0', has_normal_memory: '0', nodes: { node0: ['memory1'] } },
+      ram: {
+        zoneinfo: { node0: { DMA: { spanned: '4095', present: '3998', managed: '3840', start_pfn: '1' }, Movable: { spanned: '0', present: '0', managed: '0' } } },
+        memTotal: '15360 kB',
+        iomem: { '00001000-0009fbff': 'System RAM' },
+        memmap: { 0: { start: '0x0', end: '0x9fbff', type: 'System RAM' } },
+      },
     });
     assert.equal(o.target, 'guest');
+    // A target without these files: their errnos, and no firmware map.
+    const bare = await runScenario(new RecordingTarget(), parseScenario('steps: [snapshot]'));
+    assert.deepEqual(bare.steps[0]!.snapshot!.ram, { zoneinfo: { errno: 'ENOENT' }, memTotal: { errno: 'ENOENT' }, iomem: { errno: 'ENOENT' }, memmap: {} });
+  });
+
+  it('takes a baseline snapshot before step 0; a failing one ends the run at step -1', async () => {
+    const t = new RecordingTarget();
+    const o = await runScenario(t, parseScenario('steps: [{write: {path: /sys/devices/system/memory/auto_online_blocks, value: online}}, snapshot]'));
+    assert.equal(o.baseline?.name, 'baseline');
+    assert.equal(o.baseline?.memory.auto_online_blocks, 'offline');
+    assert.equal(o.steps[1]!.snapshot!.memory.auto_online_blocks, 'online');
+    const err = (await runScenario(t, parseScenario('name: nobase\nsteps: [snapshot]'), {
+      snapshot: async () => {
+        throw new Error('agent went away');
+      },
+    }).catch((e: unknown) => e)) as ScenarioRunError;
+    assert.ok(err instanceof ScenarioRunError, String(err));
+    assert.equal(err.step, -1);
+    assert.equal(err.message, 'nobase: baseline snapshot before step 0 failed: agent went away');
+    assert.deepEqual(err.observation?.steps, []);
   });
 
   it('a handler replaces a built-in one (as the simulator runner will for alloc)', async () => {
