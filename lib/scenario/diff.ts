@@ -9,7 +9,11 @@
  *   only guest: uevent online /devices/system/memory/memory33
  * step 2: snapshot plugged
  *   /sys/devices/system/memory/memory33/valid_zones: guest 'Normal Movable' vs sim 'Movable Normal'
+ *   /proc/meminfo MemTotal: guest '+262144 kB' vs sim '+229376 kB'
+ *   /proc/zoneinfo node1 Movable present: guest '65536' vs sim '57344'
  * ```
+ *
+ * (MemTotal guest vs sim is its change since the run's baseline snapshot: see `boot-reservations` in normalise.ts.)
  */
 import type { JsonValue, TraceRecord } from '../kernel/trace.js';
 import { exceptionMatches, type DifferenceKind, type DivergenceException } from './exceptions.js';
@@ -197,7 +201,7 @@ function diffStream(a: readonly TraceRecord[], b: readonly TraceRecord[], la: st
 
 const quote = (s: string): string => `'${s}'`;
 
-/** A snapshot flattened and its entries rewritten by the snapshot normalisations, given its observation's baseline. */
+/** A snapshot flattened (`flattenSnapshot`), its entries rewritten by the snapshot normalisations. */
 type FlatSnapshot = Map<string, string>;
 
 function diffSnapshots(fa: FlatSnapshot, fb: FlatSnapshot, a: Snapshot, b: Snapshot, la: string, lb: string): { subject: string; text: string }[] {
@@ -336,8 +340,7 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
     if (sa.snapshot && sb.snapshot) {
       const [fa, fb] = flatPair(sa.snapshot, sb.snapshot);
       for (const d of diffSnapshots(fa, fb, sa.snapshot, sb.snapshot, la, lb)) add('snapshot', d.subject, d.text);
-    }
-    else if (sa.snapshot || sb.snapshot) add('snapshot', 'snapshot', `snapshot: only ${sa.snapshot ? la : lb} took one`);
+    } else if (sa.snapshot || sb.snapshot) add('snapshot', 'snapshot', `snapshot: only ${sa.snapshot ? la : lb} took one`);
   }
 
   const differences: Difference[] = [];
