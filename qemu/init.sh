@@ -127,12 +127,20 @@ cmd_trace() {
 	# recorded before this command is then in the log.
 	# First let the uevent listener catch up with the kernel's uevent sequence number. busybox uevent
 	# runs one shell per event, one after another: under TCG on a loaded host a DIMM's 16 events took
-	# over 2 s, and late ones landed in the next step, so wait up to 10 s (only while behind).
-	want=$(cat /sys/kernel/uevent_seqnum); i=0
-	while [ "$(cat /tmp/uevent.seq 2>/dev/null || echo 0)" -lt "$want" ] && [ $i -lt 5000 ]; do usleep 2000; i=$((i+1)); done
-	tok="sync-$$-$(cut -d' ' -f1 /proc/uptime)"
+	# over 2 s, and late ones landed in the next step. Both waits are bounded by guest uptime, not by
+	# a loop count (a loaded host makes each poll slow), and a sync that times out fails loudly rather
+	# than hand back a log that records may still join later, in the wrong step.
+	read -r up _ < /proc/uptime; end=$(( ${up%.*} + 20 )); read -r want < /sys/kernel/uevent_seqnum
+	while [ "$(cat /tmp/uevent.seq 2>/dev/null || echo 0)" -lt "$want" ]; do
+		read -r up _ < /proc/uptime; [ "${up%.*}" -lt $end ] || { echo "fail $(printf 'trace sync: the uevent listener is still behind the kernel after 20 s' | b64)"; return; }
+		usleep 2000
+	done
+	read -r tok < /proc/sys/kernel/random/uuid; tok="sync-$tok" # unique: uptime alone repeats within 10 ms
 	echo "$tok" > $T/trace_marker
-	i=0; while ! grep -q "$tok" /tmp/trace.log && [ $i -lt 2000 ]; do usleep 1000; i=$((i+1)); done
+	while ! grep -qF "$tok" /tmp/trace.log; do
+		read -r up _ < /proc/uptime; [ "${up%.*}" -lt $end ] || { echo "fail $(printf 'trace sync: the marker did not come through trace_pipe in 20 s' | b64)"; return; }
+		usleep 1000
+	done
 	echo "ok $(tail -c +$(( ${1:-0} + 1 )) /tmp/trace.log | b64)"
 }
 cmd_insmod() {
