@@ -220,7 +220,7 @@ export interface ShStep {
   expect?: Expect;
 }
 
-/** `snapshot`: record `/sys/devices/system/memory` and the node files. */
+/** `snapshot`: record /sys/devices/system/memory, the node files, /proc/zoneinfo, MemTotal, /proc/iomem System RAM and /sys/firmware/memmap. */
 export interface SnapshotStep {
   op: 'snapshot';
   /** A label for the snapshot. */
