@@ -6,10 +6,14 @@
  * guest's kprobe/uevent lines and QMP events become trace records. QEMU never outlives its owner:
  * `close()`, every failure path, and process exit kill the whole process group, and where `setpriv`
  * exists QEMU also gets SIGKILL when the owning process dies abruptly (parent-death signal).
+ *
+ * With `snapshot: 'reuse'` a boot first looks for a saved, idle guest of the same machine in the
+ * snapshot cache (lib/guest/snapshot.ts) and loads it instead of booting the kernel; a plain boot then
+ * saves its guest for the next time. A restore that fails in any way removes the entry and boots.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
@@ -25,6 +29,21 @@ import { GuestError } from './errors.js';
 import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
+import {
+  fileSha256,
+  haveZstd,
+  hostCpuIdentity,
+  loadVm,
+  qemuIdentity,
+  SAVE_EVENTS,
+  saveVm,
+  SNAPSHOT_FORMAT,
+  SnapshotCache,
+  snapshotKey,
+  type GuestHostState,
+  type SnapshotEntry,
+  type SnapshotIdentity,
+} from './snapshot.js';
 
 /** A machine description and how to boot it. */
 export interface GuestOptions {
@@ -50,6 +69,15 @@ export interface GuestOptions {
   prepare?: PrepareOptions;
   /** QEMU binary; default `qemu-system-x86_64`. */
   qemu?: string;
+  /**
+   * 'reuse': restore a saved, idle guest of the same machine from the snapshot cache when there is one
+   * (about 0.5 s instead of a 3.5–7 s boot), else boot the kernel and save the booted guest for next
+   * time (costs ~0.4 s and ~40 MB in the cache; see lib/guest/snapshot.ts for the key and the size cap,
+   * `$MEMHP_SNAPSHOT_CACHE_MAX`, default 2 GiB). 'off' (default): always boot the kernel.
+   */
+  snapshot?: 'reuse' | 'off';
+  /** The snapshot cache's directory; default `$MEMHP_SNAPSHOT_DIR`, else `<cache dir>/snapshots`. */
+  snapshotDir?: string;
 }
 
 /** How the boot went. */
@@ -64,6 +92,45 @@ export interface BootInfo {
   ready: AgentReady;
   /** Whether chain-head addresses came from a calibration (fast) or a kallsyms scan. */
   chainHeads: 'calibrated' | 'kallsyms';
+  /**
+   * How the guest came up: its kernel booted; booted and then saved to the snapshot cache; or
+   * restored from the cache. For 'restored', {@link bootMs} runs from starting QEMU to a verified,
+   * usable guest (stream loaded, agent answering as the same machine, probes checked).
+   */
+  path: 'booted' | 'booted-and-saved' | 'restored';
+  /** With snapshots on: why no restore or no save happened when one could have (a failed restore and its error, a skipped save). */
+  snapshotReason?: string;
+  /** ms the save cost this boot ('booted-and-saved'): the guest paused while the stream was written, then the entry hashed and stored. */
+  saveMs?: number;
+  /** Bytes of the compressed image saved or restored. */
+  snapshotBytes?: number;
+  /** The snapshot cache key of this machine (with snapshots on). */
+  snapshotKey?: string;
+}
+
+/** The per-boot paths of a QEMU command line; placeholders stand in for them in a snapshot key. */
+interface BootPaths {
+  initrd: string;
+  console: string;
+  ctl: string;
+  qmp: string;
+}
+
+/** What a snapshot-enabled attempt needs: the cache, and whether to try a restore at all. */
+interface SnapshotPlan {
+  cache: SnapshotCache;
+  tryRestore: boolean;
+  /** Why an earlier restore failed, carried into the fallback boot's {@link BootInfo.snapshotReason}. */
+  note?: string;
+}
+
+const boots: BootInfo[] = [];
+/** {@link bootHistory} keeps this many (a long-lived process boots without end). */
+const BOOT_HISTORY = 1000;
+
+/** The successful boots of this process (the last 1000), oldest first: boot paths and times, for reports. */
+export function bootHistory(): BootInfo[] {
+  return boots.slice();
 }
 
 const live = new Set<Guest>();
@@ -182,7 +249,11 @@ export class Guest implements HotplugTarget {
     return this.child.pid;
   }
 
-  /** Boot a guest and wait until its agent is ready. */
+  /**
+   * Boot a guest and wait until its agent is ready. With `snapshot: 'reuse'`, restore the machine's
+   * saved idle guest instead when the cache has one (any failure: the entry is removed and the kernel
+   * boots), else boot and save; {@link BootInfo.path} says which.
+   */
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
     const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
     const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
@@ -190,12 +261,22 @@ export class Guest implements HotplugTarget {
     let reason: string;
     if (!o.accel || o.accel === 'auto') ({ accel, reason } = await detectAccel(o.qemu));
     else [accel, reason] = [o.accel, 'requested'];
+    let snap: SnapshotPlan | undefined =
+      o.snapshot === 'reuse' ? { cache: new SnapshotCache(o.snapshotDir), tryRestore: true } : undefined;
     let attempts = 0;
     for (;;) {
       attempts++;
       try {
-        return await Guest.#attempt(o, prepared, accel, reason, attempts);
+        const g = await Guest.#attempt(o, prepared, accel, reason, attempts, snap);
+        if (boots.push(g.boot) > BOOT_HISTORY) boots.shift();
+        return g;
       } catch (e) {
+        if (e instanceof RestoreFailed && snap) {
+          // The entry is gone already; boot the kernel (and save a fresh image) instead.
+          snap = { cache: snap.cache, tryRestore: false, note: e.reason };
+          attempts--;
+          continue;
+        }
         if (!(e instanceof BootCrash) || attempts >= 3) throw e;
         // A crash while booting (seen: an int3 oops from text patching under MTTCG) is retried; KVM
         // falls back to TCG, MTTCG to single-threaded TCG.
@@ -206,12 +287,8 @@ export class Guest implements HotplugTarget {
     }
   }
 
-  static async #attempt(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number): Promise<Guest> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'memhp-guest-')); // mkdtemp makes it 0700
-    const calibration = path.join(prepared.dir, 'chain-offsets');
-    const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
-    const initrd = path.join(dir, 'initramfs.cpio');
-    await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
+  /** QEMU's command line for a machine (without the QEMU binary). */
+  static #args(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, cmdline: string, p: BootPaths): string[] {
     const mem = parseSize(o.memory);
     const cpus = o.cpus ?? Math.max(o.nodes, 1);
     const numa: string[] = [];
@@ -219,23 +296,71 @@ export class Guest implements HotplugTarget {
       numa.push('-object', `memory-backend-ram,id=ram0,size=${mem}`, '-numa', `node,nodeid=0,cpus=0,memdev=ram0`);
       for (let n = 1; n < o.nodes; n++) numa.push('-numa', `node,nodeid=${n}${n < cpus ? `,cpus=${n}` : ''}`);
     }
-    const console = path.join(dir, 'console.log');
-    const ctl = path.join(dir, 'agent.sock');
-    const qmpSock = path.join(dir, 'qmp.sock');
-    const args = [
+    return [
       ...accelArgs(accel),
       '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
       '-smp', String(cpus),
       ...numa,
       '-kernel', prepared.vmlinuz,
-      '-initrd', initrd,
-      '-append', ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' '),
+      '-initrd', p.initrd,
+      '-append', cmdline,
       '-display', 'none', '-no-reboot', '-nodefaults',
-      '-serial', `file:${console}`,
-      '-serial', `unix:${ctl},server=on,wait=off`,
-      '-qmp', `unix:${qmpSock},server=on,wait=off`,
+      '-serial', `file:${p.console}`,
+      '-serial', `unix:${p.ctl},server=on,wait=off`,
+      '-qmp', `unix:${p.qmp},server=on,wait=off`,
     ];
+  }
+
+  /**
+   * One boot attempt. With a snapshot plan, the machine's key is computed from the finished command
+   * line and initramfs; when the cache has the entry QEMU starts with `-incoming defer` and loads it,
+   * else the kernel boots and the booted guest is saved. A failed restore removes the entry and
+   * rejects with {@link RestoreFailed}; QEMU is killed and the directory removed on every failure.
+   */
+  static async #attempt(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'memhp-guest-')); // mkdtemp makes it 0700
+    const calibration = path.join(prepared.dir, 'chain-offsets');
+    const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
+    const initrd = path.join(dir, 'initramfs.cpio');
+    await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
+    const console = path.join(dir, 'console.log');
+    const ctl = path.join(dir, 'agent.sock');
+    const qmpSock = path.join(dir, 'qmp.sock');
+    const cmdline = ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
+    const args = Guest.#args(o, prepared, accel, cmdline, { initrd, console, ctl, qmp: qmpSock });
     const qemu = o.qemu ?? 'qemu-system-x86_64';
+    let identity: SnapshotIdentity | undefined;
+    let key: string | undefined;
+    let entry: SnapshotEntry | undefined;
+    let snapNote = snap?.note;
+    if (snap) {
+      try {
+        if (!(await haveZstd())) throw new GuestError('zstd is not installed');
+        identity = {
+          qemu: await qemuIdentity(qemu),
+          accel,
+          args: Guest.#args(o, prepared, accel, cmdline, { initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
+          release: prepared.release,
+          vmlinuz: await fileSha256(prepared.vmlinuz),
+          initramfs: await fileSha256(initrd, false),
+          hostCpu: accel === 'kvm' ? await hostCpuIdentity() : '',
+        };
+        key = snapshotKey(identity);
+        entry = snap.tryRestore ? await snap.cache.lookup(key) : undefined;
+      } catch (e) {
+        identity = undefined;
+        snapNote = `snapshots unavailable: ${(e as Error).message}`;
+      }
+    }
+    if (entry) {
+      // The boot's console log first, so consoleTail() reads as after a fresh boot; QEMU appends to it.
+      await copyFile(entry.console, console).catch(() => undefined);
+      const i = args.indexOf(`file:${console}`);
+      args[i] = `file:${console},append=on`;
+      args.push('-incoming', 'defer');
+    }
+    // Hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
+    const intact = entry ? fileSha256(entry.image, false).catch((e: unknown) => `unreadable: ${(e as Error).message}`) : undefined;
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
     installExitHook();
     const t0 = performance.now();
@@ -257,6 +382,9 @@ export class Guest implements HotplugTarget {
       await qmp?.close().catch(() => undefined);
       const log = await tail();
       await rm(dir, { recursive: true, force: true });
+      // QEMU says on stderr why it refused a stream (e.g. `Unknown ramblock "ram0"`).
+      const said = stderr.trim() && !msg.includes(stderr.trim()) ? `; QEMU said: ${stderr.trim()}` : '';
+      if (entry) throw await RestoreFailed.drop(snap!.cache, entry, msg + said, cause, log);
       if (CRASH.test(log)) throw new BootCrash(`${msg}; the guest crashed while booting`, log);
       throw new GuestError(`${msg} (kernel ${prepared.release}, ${accel})`, { cause, console: log });
     };
@@ -269,7 +397,12 @@ export class Guest implements HotplugTarget {
     let ready: AgentReady;
     try {
       [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl), QmpClient.connect(qmpSock)]), died, deadline]);
-      ready = await Promise.race([agent.ready, died, deadline]);
+      if (entry) {
+        if ((await intact) !== entry.meta.imageSha256) throw new GuestError('the image does not match its checksum');
+        // A restored guest does not send READY again: the boot's is in the entry.
+        await Promise.race([loadVm(qmp, entry.image, timeoutMs), died, deadline]);
+        ready = entry.meta.host.ready;
+      } else ready = await Promise.race([agent.ready, died, deadline]);
     } catch (e) {
       return fail((e as Error).message, e);
     } finally {
@@ -277,22 +410,119 @@ export class Guest implements HotplugTarget {
     }
     const bootMs = performance.now() - t0;
     if (!agent || !qmp) return fail('no agent or QMP connection');
-    const chainHeads: BootInfo['chainHeads'] = chainOffsets ? 'calibrated' : 'kallsyms';
-    const g = new Guest(o, prepared, { accel, accelReason: reason, bootMs, attempts, ready, chainHeads }, agent, qmp, child, dir);
+    const info: BootInfo = entry
+      ? { accel, accelReason: `${reason}; restored from snapshot ${entry.key} (saved ${entry.meta.created})`, bootMs, attempts, ready, chainHeads: entry.meta.host.chainHeads, path: 'restored', snapshotBytes: entry.meta.imageBytes }
+      : { accel, accelReason: reason, bootMs, attempts, ready, chainHeads: chainOffsets ? 'calibrated' : 'kallsyms', path: 'booted' };
+    if (key) info.snapshotKey = key;
+    if (snapNote) info.snapshotReason = snapNote;
+    let g: Guest;
+    try {
+      g = new Guest(o, prepared, info, agent, qmp, child, dir); // picks the profile from READY's release
+    } catch (e) {
+      return fail((e as Error).message, e);
+    }
     live.add(g);
     void exited.then(() => live.delete(g));
     try {
+      if (entry) await g.#adopt(entry, cmdline, Math.min(timeoutMs, 30_000));
       await g.#checkProbes();
       if (!chainOffsets) await g.#calibrate(calibration);
+      if (entry) {
+        info.bootMs = performance.now() - t0;
+        await snap!.cache.touch(entry.key);
+      } else if (snap && identity && key) {
+        if (!chainOffsets) info.snapshotReason = 'not saved: this boot calibrated the chain offsets, so the next boot of this kernel has another initramfs';
+        else await g.#save(snap.cache, key, identity, cmdline);
+      }
     } catch (e) {
       // A crash right after READY (seen under MTTCG: a panic in an interrupt while the probes are read)
       // is still a boot crash, and is retried like one.
       const log = await g.consoleTail(200);
       await g.close();
+      if (entry) throw await RestoreFailed.drop(snap!.cache, entry, (e as Error).message, e, log);
       if (CRASH.test(log)) throw new BootCrash(`${(e as Error).message}; the guest crashed while booting`, log);
       throw e;
     }
     return g;
+  }
+
+  /**
+   * After a restore: prove that the guest answers on the new agent socket and is the machine the key
+   * promised (its `uname -r` and `/proc/cmdline`), set its wall clock (it stood still in the image,
+   * while a fresh boot would read the host's), and take over the host-side state of the saved boot.
+   */
+  async #adopt(entry: SnapshotEntry, cmdline: string, timeoutMs: number): Promise<void> {
+    const out = await this.agent.sh(`uname -r; cat /proc/cmdline; date -u -s @${Math.round(Date.now() / 1000)} >/dev/null 2>&1`, timeoutMs);
+    const [release = '', cmd = ''] = out.split('\n');
+    const host = entry.meta.host;
+    if (release !== this.prepared.release || release !== host.ready.release) {
+      throw new GuestError(`the restored guest runs '${release}': expected ${this.prepared.release}, and the entry says ${host.ready.release}`);
+    }
+    if (cmd.trim() !== cmdline) throw new GuestError(`the restored guest's command line is '${cmd.trim()}', not '${cmdline}'`);
+    this.#traceOffset = host.traceOffset;
+    this.#probes = host.probes.slice();
+    this.#pendingQmp.unshift(...host.pendingQmp);
+    for (const r of host.trace) this.trace.add(r);
+  }
+
+  /** The host-side state a restored copy of this guest must start from. */
+  #hostState(): GuestHostState {
+    return {
+      ready: this.boot.ready,
+      chainHeads: this.boot.chainHeads,
+      traceOffset: this.#traceOffset,
+      probes: this.#probes.slice(),
+      pendingQmp: this.#pendingQmp.slice(),
+      trace: this.trace.events(),
+    };
+  }
+
+  /**
+   * Save this freshly booted, idle guest into the cache, then let it run on. A save that fails is
+   * noted in {@link BootInfo.snapshotReason} and the guest is used anyway, as long as it still answers.
+   */
+  async #save(cache: SnapshotCache, key: string, identity: SnapshotIdentity, cmdline: string): Promise<void> {
+    const p = await cache.begin(key);
+    const mark = this.#pendingQmp.length;
+    const t0 = performance.now();
+    try {
+      try {
+        await saveVm(this.qmp, p.image);
+      } finally {
+        await this.qmp.execute('cont');
+      }
+      // The save's STOP/RESUME are in the QMP stream before this reply; once it is in and a macrotask
+      // has passed, the event loop of the constructor has queued them, and they are taken out again.
+      await this.qmp.execute('query-status');
+      await new Promise((r) => setImmediate(r));
+      const kept = this.#pendingQmp.slice(mark).filter((r) => !(r.type === 'qmp-event' && SAVE_EVENTS.has(String(r.event))));
+      this.#pendingQmp.splice(mark, Infinity, ...kept);
+      const pausedMs = performance.now() - t0;
+      const imageBytes = (await stat(p.image)).size;
+      const imageSha256 = await fileSha256(p.image, false);
+      await copyFile(path.join(this.dir, 'console.log'), p.console).catch(() => undefined);
+      await cache.commit(p, {
+        format: SNAPSHOT_FORMAT,
+        key,
+        created: new Date().toISOString(),
+        identity,
+        compression: 'zstd',
+        imageBytes,
+        imageSha256,
+        saveMs: pausedMs,
+        bootMs: this.boot.bootMs,
+        cmdline,
+        host: this.#hostState(),
+      });
+      const evicted = await cache.evict(key);
+      if (evicted.includes(key)) this.boot.snapshotReason = `saved, then evicted: ${imageBytes} bytes alone exceed the cache's cap of ${cache.maxBytes}`;
+      Object.assign(this.boot, { path: 'booted-and-saved', saveMs: performance.now() - t0, snapshotBytes: imageBytes });
+    } catch (e) {
+      await cache.abort(p);
+      this.boot.snapshotReason = `not saved: ${(e as Error).message}`;
+      const alive = await this.agent.request('ping', [], 10_000).then((r) => r.status === 'ok', () => false);
+      if (!alive) throw new GuestError(`the guest did not survive being saved: ${(e as Error).message}`, { cause: e, console: await this.consoleTail() });
+    }
   }
 
   /** The chain probes are what the trace is made of: without them the guest is of no use. */
@@ -421,6 +651,23 @@ export class Guest implements HotplugTarget {
 class BootCrash extends GuestError {
   constructor(message: string, console: string) {
     super(message, { console });
+  }
+}
+
+/** A restore that did not give a usable guest; its entry is removed and the kernel is booted instead. */
+class RestoreFailed extends GuestError {
+  /** One line for {@link BootInfo.snapshotReason} (the message also carries the console tail). */
+  readonly reason: string;
+
+  private constructor(reason: string, options: { cause: unknown; console: string }) {
+    super(reason, options);
+    this.reason = reason;
+  }
+
+  /** Remove the entry and make the error. */
+  static async drop(cache: SnapshotCache, entry: SnapshotEntry, msg: string, cause: unknown, console: string): Promise<RestoreFailed> {
+    await cache.remove(entry.key);
+    return new RestoreFailed(`restore of snapshot ${entry.key} failed, entry removed: ${msg.replaceAll('\n', ' ')}`, { cause, console });
   }
 }
 

@@ -1,0 +1,392 @@
+/**
+ * Snapshots of booted guests: the first boot of a machine saves the idle guest (right after the boot
+ * checks, before any test step) as a QEMU migration stream; later boots of the same machine start
+ * QEMU with `-incoming defer` and load it, which takes about half a second instead of a 3.5–7 s
+ * TCG boot.
+ *
+ * QEMU 7.2 has no `file:` migration URI, so the stream goes through `exec:` pipes, compressed with
+ * zstd -1: an idle 512 MiB guest is a ~98 MB stream (mostly kernel, initramfs and page cache; zero
+ * pages are not sent) that zstd -1 makes ~43 MB at about the same save and restore time.
+ *
+ * An entry is a directory `<key>/` under {@link snapshotDir} (`$MEMHP_SNAPSHOT_DIR`) holding `image.zst`, `meta.json` (the
+ * host-side state the `Guest` object needs after a restore) and `console.log` (the boot's console).
+ * It is written under a temporary name and renamed into place, so a racing process either wins or
+ * finds the entry complete. The cache is capped ({@link snapshotCacheMax}): after each save the least
+ * recently used entries (directory mtime, touched on every restore) are removed until it fits.
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { TraceRecord } from '../kernel/trace.js';
+import type { QmpClient } from '../qmp/client.js';
+import { sizeBytes } from '../size.js';
+import type { Accel } from './accel.js';
+import type { AgentReady } from './agent.js';
+import { GuestError } from './errors.js';
+import { cacheDir } from './kernels.js';
+import type { ProbeRecord } from './probes.js';
+
+/** Version of the entry layout and of {@link SnapshotMeta}; part of every key, so a change invalidates old entries. */
+export const SNAPSHOT_FORMAT = 1;
+
+/** Default size cap of the snapshot cache: 2 GiB (the conformance suite's ~38 machines take ~1.7 GB). */
+export const DEFAULT_SNAPSHOT_CACHE_MAX = 2 * 2 ** 30;
+
+/**
+ * Where snapshots live: `$MEMHP_SNAPSHOT_DIR`, else `<cacheDir()>/snapshots` (`$MEMHP_CACHE/snapshots`,
+ * else `~/.cache/memhp/snapshots`).
+ */
+export function snapshotDir(): string {
+  return process.env.MEMHP_SNAPSHOT_DIR || path.join(cacheDir(), 'snapshots');
+}
+
+/**
+ * The cache's size cap in bytes: `$MEMHP_SNAPSHOT_CACHE_MAX` (a size such as `4G`, `500M` or bytes;
+ * `0` keeps nothing), else {@link DEFAULT_SNAPSHOT_CACHE_MAX}.
+ */
+export function snapshotCacheMax(): number {
+  const env = process.env.MEMHP_SNAPSHOT_CACHE_MAX;
+  if (!env) return DEFAULT_SNAPSHOT_CACHE_MAX;
+  const n = sizeBytes(env);
+  if (n === null) throw new GuestError(`MEMHP_SNAPSHOT_CACHE_MAX: not a size: '${env}'`);
+  return n;
+}
+
+/** Everything that decides the state of a booted guest; hashed into a {@link snapshotKey}. */
+export interface SnapshotIdentity {
+  /** {@link qemuIdentity} of the QEMU binary. */
+  qemu: string;
+  /** The accelerator (a TCG image must not be restored under KVM, nor the other way). */
+  accel: Accel;
+  /** The full QEMU argument list, with per-boot paths (sockets, console, initramfs) replaced by placeholders. */
+  args: string[];
+  /** `uname -r` of the kernel. */
+  release: string;
+  /** sha256 of the bzImage. */
+  vmlinuz: string;
+  /** sha256 of the initramfs (it changes with the agent, the probes, the chain-offset calibration). */
+  initramfs: string;
+  /** Under KVM, the host CPU (`-cpu host` exposes it to the guest); empty under TCG. */
+  hostCpu: string;
+}
+
+/** The cache key of a machine: a hex digest of its identity (and of {@link SNAPSHOT_FORMAT}). */
+export function snapshotKey(id: SnapshotIdentity): string {
+  return createHash('sha256').update(JSON.stringify({ format: SNAPSHOT_FORMAT, ...id })).digest('hex').slice(0, 32);
+}
+
+const qemuIds = new Map<string, Promise<string>>();
+
+/** Find a command on $PATH (as the shell would); the name itself when it has a slash or is not found. */
+function onPath(cmd: string): string {
+  if (cmd.includes('/')) return path.resolve(cmd);
+  for (const d of (process.env.PATH ?? '').split(':')) {
+    const p = path.join(d || '.', cmd);
+    if (existsSync(p)) return p;
+  }
+  return cmd;
+}
+
+/**
+ * The identity of a QEMU binary: its `--version` line (with Debian's package version) and the
+ * binary's path, size and mtime, so a rebuilt or reinstalled QEMU never loads an old stream. Once per
+ * process and binary.
+ */
+export function qemuIdentity(qemu = 'qemu-system-x86_64'): Promise<string> {
+  let p = qemuIds.get(qemu);
+  if (!p) {
+    p = (async () => {
+      const bin = onPath(qemu);
+      const version = await new Promise<string>((resolve, reject) => {
+        execFile(bin, ['--version'], { timeout: 10_000 }, (err, out) => (err ? reject(err) : resolve(out.split('\n')[0]!.trim())));
+      });
+      const st = await stat(bin);
+      return `${version} (${bin} ${st.size} ${Math.round(st.mtimeMs)})`;
+    })();
+    qemuIds.set(qemu, p);
+    p.catch(() => qemuIds.delete(qemu));
+  }
+  return p;
+}
+
+const digests = new Map<string, { size: number; mtimeMs: number; digest: Promise<string> }>();
+
+/**
+ * sha256 of a file. With `remember` (default), remembered per path while its size and mtime stay the
+ * same, so a bzImage is hashed once per process; a one-off file (a boot's initramfs) is not remembered.
+ */
+export async function fileSha256(file: string, remember = true): Promise<string> {
+  const st = await stat(file);
+  const known = digests.get(file);
+  if (remember && known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
+  const digest = new Promise<string>((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file)
+      .on('data', (d) => h.update(d))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+  if (remember) {
+    digests.set(file, { size: st.size, mtimeMs: st.mtimeMs, digest });
+    digest.catch(() => digests.delete(file));
+  }
+  return digest;
+}
+
+/** The host CPU as `-cpu host` shows it to a KVM guest (model and flags); '' when the file cannot be read. */
+export async function hostCpuIdentity(): Promise<string> {
+  const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const model = /^model name\s*:(.*)$/m.exec(info)?.[1]?.trim() ?? '';
+  const flags = /^flags\s*:(.*)$/m.exec(info)?.[1]?.trim() ?? '';
+  return model || flags ? `${model} ${createHash('sha256').update(flags).digest('hex').slice(0, 16)}` : '';
+}
+
+/** What the host-side `Guest` object held right after boot, to be given back to it after a restore. */
+export interface GuestHostState {
+  /** The agent's READY line of the boot (a restored guest does not send it again). */
+  ready: AgentReady;
+  /** Where the chain-head addresses came from on that boot. */
+  chainHeads: 'calibrated' | 'kallsyms';
+  /** Byte offset into the guest's trace log the host had consumed. */
+  traceOffset: number;
+  /** Decoded probe hits so far. */
+  probes: ProbeRecord[];
+  /** QMP events received but not yet moved into the trace (the save's own STOP/RESUME left out). */
+  pendingQmp: TraceRecord[];
+  /** Trace records so far. */
+  trace: TraceRecord[];
+}
+
+/** `meta.json` of an entry. */
+export interface SnapshotMeta {
+  format: typeof SNAPSHOT_FORMAT;
+  key: string;
+  /** ISO time of the save. */
+  created: string;
+  /** What the key was made of, for people reading the cache. */
+  identity: SnapshotIdentity;
+  /** Stream compression. */
+  compression: 'zstd';
+  /** Bytes of `image.zst`. */
+  imageBytes: number;
+  /**
+   * sha256 of `image.zst`, checked before a restore: zstd verifies its checksum only at the end of the
+   * frame, after QEMU has taken in every page, so a flipped byte could otherwise load silently.
+   */
+  imageSha256: string;
+  /** ms the guest was paused for the save. */
+  saveMs: number;
+  /** ms the boot that saved it took (QEMU start to READY). */
+  bootMs: number;
+  /** The kernel command line; a restored guest's `/proc/cmdline` must read the same. */
+  cmdline: string;
+  host: GuestHostState;
+}
+
+/** A complete entry found by {@link SnapshotCache.lookup}. */
+export interface SnapshotEntry {
+  key: string;
+  dir: string;
+  /** The compressed migration stream. */
+  image: string;
+  /** The console log of the boot that was saved (may be missing). */
+  console: string;
+  meta: SnapshotMeta;
+}
+
+/** An entry being written (a private temporary directory); {@link SnapshotCache.commit} or {@link SnapshotCache.abort} it. */
+export interface PendingSnapshot {
+  key: string;
+  tmp: string;
+  /** Where the migration stream goes. */
+  image: string;
+  /** Where the boot's console log goes. */
+  console: string;
+}
+
+const TMP = '.tmp-';
+/** A temporary directory older than this belongs to a saver that died: removed by {@link SnapshotCache.evict}. */
+const STALE_TMP_MS = 3600_000;
+
+/**
+ * The snapshot cache: a directory of entries keyed by {@link snapshotKey}, capped in size (least
+ * recently used out first). Safe across processes: entries appear by an atomic rename and disappear
+ * by removal; a process that reads an entry another one just removed sees a failed restore and boots.
+ */
+export class SnapshotCache {
+  /**
+   * @param dir Default {@link snapshotDir}.
+   * @param maxBytes Size cap; default {@link snapshotCacheMax} (`$MEMHP_SNAPSHOT_CACHE_MAX`, 2 GiB).
+   */
+  constructor(
+    readonly dir: string = snapshotDir(),
+    readonly maxBytes: number = snapshotCacheMax(),
+  ) {}
+
+  #entryDir(key: string): string {
+    return path.join(this.dir, key);
+  }
+
+  /** The complete entry for a key, or undefined (none, partial, or of another format). */
+  async lookup(key: string): Promise<SnapshotEntry | undefined> {
+    const dir = this.#entryDir(key);
+    let meta: SnapshotMeta;
+    try {
+      meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as SnapshotMeta;
+    } catch {
+      return undefined;
+    }
+    const image = path.join(dir, 'image.zst');
+    if (meta.format !== SNAPSHOT_FORMAT || meta.key !== key || !existsSync(image)) return undefined;
+    return { key, dir, image, console: path.join(dir, 'console.log'), meta };
+  }
+
+  /** Mark an entry used now (the LRU order is the directories' mtime). */
+  async touch(key: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.#entryDir(key), now, now).catch(() => undefined);
+  }
+
+  /** Remove an entry (a bad image, an evicted one). */
+  async remove(key: string): Promise<void> {
+    await rm(this.#entryDir(key), { recursive: true, force: true });
+  }
+
+  /** Start writing an entry in a private temporary directory. */
+  async begin(key: string): Promise<PendingSnapshot> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = path.join(this.dir, `${TMP}${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp);
+    return { key, tmp, image: path.join(tmp, 'image.zst'), console: path.join(tmp, 'console.log') };
+  }
+
+  /**
+   * Write the meta and rename the entry into place. False when another process put the same entry
+   * there first (ours is dropped; both describe the same machine).
+   */
+  async commit(p: PendingSnapshot, meta: SnapshotMeta): Promise<boolean> {
+    await writeFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
+    try {
+      await rename(p.tmp, this.#entryDir(p.key));
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      await this.abort(p);
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+      throw e;
+    }
+  }
+
+  /** Drop an unfinished entry. */
+  async abort(p: PendingSnapshot): Promise<void> {
+    await rm(p.tmp, { recursive: true, force: true });
+  }
+
+  /** The complete entries with their size and last use, least recently used first. */
+  async entries(): Promise<{ key: string; bytes: number; mtimeMs: number }[]> {
+    const out: { key: string; bytes: number; mtimeMs: number }[] = [];
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (name.startsWith(TMP)) continue;
+      const dir = this.#entryDir(name);
+      try {
+        const st = await stat(dir);
+        if (!st.isDirectory()) continue;
+        let bytes = 0;
+        for (const f of await readdir(dir)) bytes += (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+        out.push({ key: name, bytes, mtimeMs: st.mtimeMs });
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+    return out.sort((a, b) => a.mtimeMs - b.mtimeMs || a.key.localeCompare(b.key));
+  }
+
+  /**
+   * Remove least recently used entries until the cache fits {@link maxBytes}; `keep` (the entry just
+   * written) goes last, and only if it alone is over the cap. Also removes temporary directories of
+   * savers that died. Returns the keys removed.
+   */
+  async evict(keep?: string): Promise<string[]> {
+    for (const name of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.startsWith(TMP)) continue;
+      const st = await stat(path.join(this.dir, name)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > STALE_TMP_MS) await rm(path.join(this.dir, name), { recursive: true, force: true });
+    }
+    const all = await this.entries();
+    const order = [...all.filter((e) => e.key !== keep), ...all.filter((e) => e.key === keep)];
+    let total = all.reduce((t, e) => t + e.bytes, 0);
+    const removed: string[] = [];
+    for (const e of order) {
+      if (total <= this.maxBytes) break;
+      await this.remove(e.key);
+      total -= e.bytes;
+      removed.push(e.key);
+    }
+    return removed;
+  }
+}
+
+/** Quote a word for /bin/sh (QEMU runs `exec:` URIs through `sh -c`). */
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** QMP events a save causes on the saved guest's QEMU; not guest behaviour, so kept out of its trace. */
+export const SAVE_EVENTS: ReadonlySet<string> = new Set(['STOP', 'RESUME', 'MIGRATION', 'MIGRATION_PASS']);
+
+interface MigrationInfo {
+  status?: string;
+  'error-desc'?: string;
+}
+
+/**
+ * Save a running guest to `image` (zstd -1 through an `exec:` pipe): pause it, migrate with no
+ * bandwidth limit (QEMU's default is 32 MiB/s), and wait for the stream to complete. The guest is left
+ * paused (QEMU's `postmigrate`): the caller resumes it with `cont` whatever happened.
+ */
+export async function saveVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
+  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
+  // Paused first: the image is one consistent idle state, written in one pass without dirty-page rounds.
+  await qmp.execute('stop');
+  await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o ${shellQuote(image)}` });
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const info = await qmp.execute<MigrationInfo>('query-migrate');
+    if (info.status === 'completed') return;
+    if (info.status === 'failed' || info.status === 'cancelled') throw new GuestError(`saving the guest failed: ${info['error-desc'] ?? info.status}`);
+    if (performance.now() > until) {
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      throw new GuestError(`saving the guest did not complete within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * Load `image` into a QEMU started with `-incoming defer`, then run the guest (the stream was taken
+ * paused, so QEMU stays paused after loading). QEMU 7.2 exits when a stream does not load; the caller
+ * watches for that.
+ */
+export async function loadVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
+  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+  const done = qmp.waitForEvent('MIGRATION', {
+    predicate: (e) => e.data.status === 'completed' || e.data.status === 'failed',
+    timeoutMs,
+  });
+  done.catch(() => undefined);
+  // zstd checks the frame checksum: a corrupted image ends the stream early and QEMU refuses it.
+  await qmp.execute('migrate-incoming', { uri: `exec:zstd -dcq ${shellQuote(image)}` });
+  const e = await done;
+  if (e.data.status !== 'completed') throw new GuestError('QEMU could not load the snapshot');
+  await qmp.execute('cont');
+}
+
+/** zstd on $PATH (Debian package zstd, one of the harness's host packages)? Checked once per process. */
+let zstdOk: Promise<boolean> | undefined;
+/** True when the zstd command runs. */
+export function haveZstd(): Promise<boolean> {
+  zstdOk ??= new Promise((resolve) => execFile('zstd', ['--version'], { timeout: 10_000 }, (err) => resolve(!err)));
+  return zstdOk;
+}
