@@ -35,6 +35,7 @@ import {
   hostCpuIdentity,
   loadVm,
   qemuIdentity,
+  restoreUnsafe,
   SAVE_EVENTS,
   saveVm,
   SNAPSHOT_FORMAT,
@@ -73,7 +74,8 @@ export interface GuestOptions {
    * 'reuse': restore a saved, idle guest of the same machine from the snapshot cache when there is one
    * (about 0.5 s instead of a 3.5–7 s boot), else boot the kernel and save the booted guest for next
    * time (costs ~0.4 s and ~40 MB in the cache; see lib/guest/snapshot.ts for the key and the size cap,
-   * `$MEMHP_SNAPSHOT_CACHE_MAX`, default 2 GiB). 'off' (default): always boot the kernel.
+   * `$MEMHP_SNAPSHOT_CACHE_MAX`, default 2 GiB). Kernels whose restored guests are unreliable (Debian
+   * 6.12 under TCG, `restoreUnsafe`) always boot. 'off' (default): always boot the kernel.
    */
   snapshot?: 'reuse' | 'off';
   /** The snapshot cache's directory; default `$MEMHP_SNAPSHOT_DIR`, else `<cache dir>/snapshots`. */
@@ -170,6 +172,15 @@ let setprivOk: boolean | undefined;
 function pdeathsigWrapper(): string[] {
   setprivOk ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
   return setprivOk ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+}
+
+/** In a restored guest's directory: the console log of the boot that was saved. */
+const BOOT_CONSOLE = 'console.boot.log';
+
+/** The last `lines` lines of a guest's console: the saved boot's log (after a restore), then QEMU's console.log. */
+async function consoleText(dir: string, lines: number): Promise<string> {
+  const read = (f: string): Promise<string> => readFile(path.join(dir, f), 'utf8').catch(() => '');
+  return (await read(BOOT_CONSOLE) + (await read('console.log'))).split('\n').slice(-lines).join('\n');
 }
 
 /** Console signs of a kernel crash (an oops); a panic for a missing /init is a harness bug, not a crash. */
@@ -288,7 +299,7 @@ export class Guest implements HotplugTarget {
   }
 
   /** QEMU's command line for a machine (without the QEMU binary). */
-  static #args(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, cmdline: string, p: BootPaths): string[] {
+  static #args(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: string[], cmdline: string, p: BootPaths): string[] {
     const mem = parseSize(o.memory);
     const cpus = o.cpus ?? Math.max(o.nodes, 1);
     const numa: string[] = [];
@@ -297,7 +308,7 @@ export class Guest implements HotplugTarget {
       for (let n = 1; n < o.nodes; n++) numa.push('-numa', `node,nodeid=${n}${n < cpus ? `,cpus=${n}` : ''}`);
     }
     return [
-      ...accelArgs(accel),
+      ...accel,
       '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
       '-smp', String(cpus),
       ...numa,
@@ -327,7 +338,7 @@ export class Guest implements HotplugTarget {
     const ctl = path.join(dir, 'agent.sock');
     const qmpSock = path.join(dir, 'qmp.sock');
     const cmdline = ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
-    const args = Guest.#args(o, prepared, accel, cmdline, { initrd, console, ctl, qmp: qmpSock });
+    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { initrd, console, ctl, qmp: qmpSock });
     const qemu = o.qemu ?? 'qemu-system-x86_64';
     let identity: SnapshotIdentity | undefined;
     let key: string | undefined;
@@ -335,11 +346,13 @@ export class Guest implements HotplugTarget {
     let snapNote = snap?.note;
     if (snap) {
       try {
+        const unsafe = restoreUnsafe(prepared.release, accel);
+        if (unsafe) throw new GuestError(unsafe);
         if (!(await haveZstd())) throw new GuestError('zstd is not installed');
         identity = {
           qemu: await qemuIdentity(qemu),
-          accel,
-          args: Guest.#args(o, prepared, accel, cmdline, { initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
+          accel: accel === 'kvm' ? 'kvm' : 'tcg',
+          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
           release: prepared.release,
           vmlinuz: await fileSha256(prepared.vmlinuz),
           initramfs: await fileSha256(initrd, false),
@@ -353,10 +366,9 @@ export class Guest implements HotplugTarget {
       }
     }
     if (entry) {
-      // The boot's console log first, so consoleTail() reads as after a fresh boot; QEMU appends to it.
-      await copyFile(entry.console, console).catch(() => undefined);
-      const i = args.indexOf(`file:${console}`);
-      args[i] = `file:${console},append=on`;
+      // The boot's console log, read before the restored guest's own (consoleTail), as after a fresh boot.
+      // Not appended to by QEMU: `-serial file:PATH,append=on` is no option, it names a file 'PATH,append=on'.
+      await copyFile(entry.console, path.join(dir, BOOT_CONSOLE)).catch(() => undefined);
       args.push('-incoming', 'defer');
     }
     // Hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
@@ -372,7 +384,7 @@ export class Guest implements HotplugTarget {
       child.once('error', (e) => resolve(`could not start ${qemu}: ${e.message}`));
       child.once('exit', (code, sig) => resolve(`QEMU exited (${sig ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
     });
-    const tail = async (): Promise<string> => (await readFile(console, 'utf8').catch(() => '')).split('\n').slice(-40).join('\n');
+    const tail = (): Promise<string> => consoleText(dir, 40);
     let agent: AgentClient | undefined;
     let qmp: QmpClient | undefined;
     const fail = async (msg: string, cause?: unknown): Promise<never> => {
@@ -546,9 +558,9 @@ export class Guest implements HotplugTarget {
     await writeFile(file, lines.join('\n') + '\n');
   }
 
-  /** The last lines of the kernel console. */
-  async consoleTail(lines = 40): Promise<string> {
-    return (await readFile(path.join(this.dir, 'console.log'), 'utf8').catch(() => '')).split('\n').slice(-lines).join('\n');
+  /** The last lines of the kernel console (of a restored guest: the saved boot's, then its own). */
+  consoleTail(lines = 40): Promise<string> {
+    return consoleText(this.dir, lines);
   }
 
   /**
