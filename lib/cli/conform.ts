@@ -3,11 +3,13 @@
  * QEMU) and on the simulator, per kernel; the differ prints what differs step by step, documented
  * divergences (an exceptions file) are set apart, and JUnit XML is written for CI if asked.
  *
- *   memhp conform SCENARIO… [--kernel 6.1,6.12,latest] [--exceptions FILE] [--junit FILE] [--json]
+ *   memhp conform SCENARIO… [--kernel 6.1,6.12,latest] [--exceptions FILE] [--junit FILE] [--json] [--no-snapshot]
  *
  * Without --kernel a scenario runs on the kernels it names. With it, on those of the list the
  * scenario names (a scenario for 6.12+ is skipped on 6.1, and says so). Guests run one after another:
- * a TCG boot takes a core for seconds, and two at once only slow each other down.
+ * a TCG boot takes a core for seconds, and two at once only slow each other down. A machine's first boot
+ * saves the booted guest in the snapshot cache and later runs of the same machine restore it in about
+ * half a second (lib/guest/snapshot.ts); --no-snapshot boots every guest's kernel.
  *
  * Exit codes (diff(1)'s): 0 no difference outside the exceptions, 1 an unexplained difference (an unmet
  * expectation counts), 2 trouble (an invalid file, a run that could not complete).
@@ -98,6 +100,8 @@ interface ConformCliOpts {
   exceptions?: string;
   json?: boolean;
   verbose?: boolean;
+  /** False with --no-snapshot. */
+  snapshot: boolean;
 }
 
 /** Build the `conform` sub-command. */
@@ -112,6 +116,7 @@ export function conformCommand(opts: CommandOptions = {}): Command {
     .option('--junit <file>', 'write JUnit XML here')
     .option('--json', 'print the reports and both observations as JSON instead of text')
     .option('-v, --verbose', 'print both runs step by step, also when they agree')
+    .option('--no-snapshot', 'boot every guest kernel instead of restoring a saved guest of the same machine')
     .action(async (files: string[], o: ConformCliOpts) => {
       let exceptions: DivergenceException[] = [];
       const scenarios: Scenario[] = [];
@@ -127,7 +132,7 @@ export function conformCommand(opts: CommandOptions = {}): Command {
         const { run, skipped } = kernelsFor(s, o.kernel);
         if (skipped.length && !o.json) io.stdout(`${s.name}: skipped on ${skipped.join(', ')} (the scenario is for ${s.machine.kernels.join(', ')})\n`);
         for (const k of run) {
-          const c = await conformScenario(s, k, { exceptions });
+          const c = await conformScenario(s, k, { exceptions, boot: { snapshot: o.snapshot ? 'reuse' : 'off' } });
           runs.push(c);
           if (o.json) continue;
           if (c.error) io.stdout(`${s.name} on ${c.kernel}: ERROR (${timingText(c)})\n  ${c.error.split('\n').join('\n  ')}\n${c.output ? `${c.output}\n` : ''}`);

@@ -16,8 +16,12 @@ import { guestSnapshotter } from './snapshot.js';
 export interface GuestRunOptions extends Omit<RunOptions, 'kind' | 'release' | 'snapshot'> {
   /** Which kernel to boot. Default: the first the scenario names. */
   kernel?: ScenarioKernel;
-  /** Harness options passed to `Guest.boot` (accelerator, provisioning, timeouts); the machine itself comes from the scenario. */
-  boot?: Pick<GuestOptions, 'accel' | 'readyTimeoutMs' | 'prepare' | 'qemu'>;
+  /**
+   * Harness options passed to `Guest.boot` (accelerator, provisioning, timeouts, snapshot cache); the
+   * machine itself comes from the scenario. `boot.snapshot` defaults to 'reuse' here: many scenarios
+   * share a machine, and a restored idle guest behaves as a freshly booted one (test/guest/snapshot.test.ts).
+   */
+  boot?: Pick<GuestOptions, 'accel' | 'readyTimeoutMs' | 'prepare' | 'qemu' | 'snapshot' | 'snapshotDir'>;
   /**
    * 'script' (default): one agent round trip per snapshot ({@link guestSnapshotter});
    * 'sysfs': the generic path, one round trip per file, as on any HotplugTarget.
@@ -59,7 +63,7 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
   const kernel = opts.kernel ?? scenario.machine.kernels[0] ?? 'latest';
   let g: Guest;
   try {
-    g = await Guest.boot({ ...opts.boot, ...guestBootOptions(scenario.machine, kernel) });
+    g = await Guest.boot({ snapshot: 'reuse', ...opts.boot, ...guestBootOptions(scenario.machine, kernel) });
   } catch (e) {
     throw new ScenarioRunError(`${scenario.name}: cannot boot kernel ${kernel}: ${(e as Error).message}`, -1, undefined, e);
   }
