@@ -5,31 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { KernelError } from '../../lib/errors.js';
 import { GuestError } from '../../lib/guest/errors.js';
 import { Guest } from '../../lib/guest/guest.js';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
+import { ourQemus } from '../qemus.js';
 
 const SPECS = ['6.1', '6.12', 'latest'] as const;
 const MEM = '/sys/devices/system/memory';
 
-/** QEMU processes started by the harness (their command line names a memhp-guest- directory). */
-// Harness QEMUs started by this process (others on the machine, e.g. a concurrent test run, are not ours).
-function harnessQemus(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
-      const stat = /\) (\S) (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'latin1'));
-      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && stat && stat[1] !== 'Z' && Number(stat[2]) === process.pid) out.push(Number(d));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
 
 const alive = (pid: number): boolean => {
   try {
@@ -55,7 +40,7 @@ const timings: string[] = [];
 
 after(function () {
   if (timings.length) process.stderr.write(`      guest timings: ${timings.join('; ')}\n`);
-  assert.deepEqual(harnessQemus(), [], 'no QEMU of the harness is left running');
+  assert.deepEqual(ourQemus(), [], 'no QEMU of the harness is left running');
 });
 
 for (const spec of SPECS) {

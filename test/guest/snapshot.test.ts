@@ -8,7 +8,7 @@
  * no QEMU is left running.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,24 +30,10 @@ import { NORMALISATIONS } from '../../lib/scenario/normalise.js';
 import { runOnGuest } from '../../lib/scenario/guest.js';
 import type { Observation } from '../../lib/scenario/observation.js';
 import { loadScenario, type Scenario } from '../../lib/scenario/schema.js';
+import { ourQemus } from '../qemus.js';
 
 const SCENARIOS = fileURLToPath(new URL('../scenarios/', import.meta.url));
 
-/** Live QEMUs this process started through the harness (others on the host are not ours). */
-function ourQemus(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
-      const stat = /^\d+ \(.*\) (\S) (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'latin1'));
-      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && stat && stat[1] !== 'Z' && Number(stat[2]) === process.pid) out.push(Number(d));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
 
 const identity = (over: Partial<SnapshotIdentity> = {}): SnapshotIdentity => ({
   qemu: 'QEMU emulator version 7.2.22',

@@ -5,7 +5,6 @@
  * including a run cut short and a boot that fails.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { liveGuests } from '../../lib/guest/guest.js';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
@@ -15,29 +14,11 @@ import { runOnGuest } from '../../lib/scenario/guest.js';
 import type { FileValue, Observation, RamSnapshot, StepObservation, ZoneSnapshot } from '../../lib/scenario/observation.js';
 import { loadScenario, parseScenario, type Scenario } from '../../lib/scenario/schema.js';
 import { takeSnapshot } from '../../lib/scenario/snapshot.js';
+import { ourQemus } from '../qemus.js';
 
 const SCENARIOS = fileURLToPath(new URL('../scenarios/', import.meta.url));
 const load = (name: string): Promise<Scenario> => loadScenario(`${SCENARIOS}${name}.yaml`);
 
-/**
- * Live QEMU processes this test process started through the harness: their command line names a
- * memhp-guest- directory and their parent is this process (setpriv execs QEMU), so guests of other
- * test runs on the same host do not count.
- */
-function ourQemus(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
-      const stat = /^\d+ \(.*\) (\S) (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'latin1'));
-      if (cmd.includes('qemu-system') && cmd.includes('memhp-guest-') && stat && stat[1] !== 'Z' && Number(stat[2]) === process.pid) out.push(Number(d));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
-}
 
 const notifies = (s: StepObservation): string[] =>
   s.trace.filter((r) => r.type === 'notify').map((r) => `${String(r.action)}@${r.chain === 'node' ? `nid${String(r.nid)}` : `0x${Number(r.start_pfn).toString(16)}`}`);
