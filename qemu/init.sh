@@ -4,11 +4,14 @@
 # Protocol on ttyS1 (one line each way; see lib/guest/agent.ts):
 #   host:  ID CMD [ARG...]            ARGs that may hold spaces or newlines are base64
 #   guest: @@ID ok [B64]              success, B64 = output
-#          @@ID err ERRNO [B64]       the kernel refused (ERRNO like EBUSY), B64 = message
+#          @@ID err ERRNO [B64]       the kernel refused: ERRNO is the failing system call's errno
+#                                     number (from /bin/memhp-io, qemu/memhp-io.c), B64 = message
 #          @@ID fail [B64]            bad command or agent trouble; the agent goes on
 #   at start: @@READY UPTIME RELEASE PROBES_OK PROBES_FAILED
-# Commands: ping | read PATH | write PATH B64VALUE | dump PATH | trace OFFSET | insmod NAME [B64PARAMS]
-#           | rmmod NAME | chains | sh B64SCRIPT | poweroff
+# Commands: ping | read PATH | write PATH B64VALUE | census ROOT... | trace OFFSET
+#           | insmod NAME [B64PARAMS] | rmmod NAME | chains | sh B64SCRIPT | poweroff
+# Every system call whose result the host compares (read, write, insmod, rmmod, the census walk) is
+# made by memhp-io, never by the shell: no strerror text is parsed, no byte of a value is lost.
 export PATH=/bin:/sbin
 /bin/busybox --install -s /bin
 set -f # request words are never globs
@@ -21,43 +24,6 @@ T=/sys/kernel/tracing
 [ -e $T/kprobe_events ] || T=/sys/kernel/debug/tracing
 KVER=$(uname -r)
 log() { echo "init: $*" > /dev/ttyS0; }
-
-# ---- errno from a strerror text (glibc messages; ash says "nonexistent directory" for ENOENT)
-errno_of() {
-	case "$1" in
-	*"No such device or address"*) echo ENXIO ;;
-	*"No such file or directory"* | *"nonexistent directory"*) echo ENOENT ;;
-	*"Operation not permitted"*) echo EPERM ;;
-	*"No such process"*) echo ESRCH ;;
-	*"Interrupted system call"*) echo EINTR ;;
-	*"Input/output error"*) echo EIO ;;
-	*"Argument list too long"*) echo E2BIG ;;
-	*"Bad file descriptor"*) echo EBADF ;;
-	*"Resource temporarily unavailable"*) echo EAGAIN ;;
-	*"Cannot allocate memory"*) echo ENOMEM ;;
-	*"Permission denied"*) echo EACCES ;;
-	*"Bad address"*) echo EFAULT ;;
-	*"Device or resource busy"*) echo EBUSY ;;
-	*"File exists"*) echo EEXIST ;;
-	*"No such device"*) echo ENODEV ;;
-	*"Not a directory"*) echo ENOTDIR ;;
-	*"Is a directory"*) echo EISDIR ;;
-	*"Invalid argument"*) echo EINVAL ;;
-	*"No space left on device"*) echo ENOSPC ;;
-	*"Numerical result out of range"*) echo ERANGE ;;
-	*"Resource deadlock avoided"*) echo EDEADLK ;;
-	*"Function not implemented"*) echo ENOSYS ;;
-	*"No data available"*) echo ENODATA ;;
-	*"Operation not supported"*) echo EOPNOTSUPP ;;
-	*"Connection timed out"*) echo ETIMEDOUT ;;
-	*"Operation canceled"*) echo ECANCELED ;;
-	*"Memory page has hardware error"*) echo EHWPOISON ;;
-	*"Unknown symbol"* | *"Invalid module format"* | *"Exec format error"*) echo ENOEXEC ;;
-	# strerror of a number without a name (a notifier may veto with any errno up to 4095): E<n>
-	*"Unknown error "[0-9]*) n=${1##*Unknown error }; echo "E${n%%[!0-9]*}" ;;
-	*) echo EIO ;;
-	esac
-}
 
 b64() { base64 -w 0; }
 
@@ -98,42 +64,18 @@ setup_probes() {
 }
 
 # ---- commands; each runs in a subshell so nothing it does can kill the agent
-cmd_read() {
-	[ -n "$1" ] || { echo "fail $(echo 'read: no path' | b64)"; return; }
-	if out=$(cat "$1" 2>/tmp/err; echo x); then :; fi
-	if [ -s /tmp/err ]; then m=$(cat /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"
-	else echo "ok $(printf %s "${out%x}" | b64)"; fi
-}
-cmd_write() {
-	[ -n "$1" ] || { echo "fail $(echo 'write: no path' | b64)"; return; }
-	# ash would create a missing file in a writable fs (/tmp); sysfs says ENOENT anyway, so say it for all.
-	[ -e "$1" ] || { echo "err ENOENT $(printf '%s: No such file or directory' "$1" | b64)"; return; }
-	v=$(echo "$2" | base64 -d; echo x); v=${v%x}
-	# dd, not the shell's printf: ash's printf fails silently, dd names the errno ("error writing").
-	if printf %s "$v" | dd of="$1" bs=1M conv=notrunc 2>/tmp/err; then echo ok
-	# Drop only dd's statistics lines ("0+0 records in", "0 bytes (0B) copied"), not an error naming a path.
-	else m=$(grep -v '^[0-9+]* records \(in\|out\)$\|^[0-9]* bytes ' /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
-}
-cmd_dump() {
-	[ -e "$1" ] || { echo "err ENOENT $(printf '%s: No such file or directory' "$1" | b64)"; return; }
-	find "$1" -type f 2>/dev/null | sort | while read -r f; do
-		if v=$(cat "$f" 2>/tmp/err; echo x) && [ ! -s /tmp/err ]; then echo "$f ok $(printf %s "${v%x}" | b64)"
-		else echo "$f err $(errno_of "$(cat /tmp/err)")"; fi
-	done > /tmp/dump.out
-	echo "ok $(b64 < /tmp/dump.out)"
-}
 cmd_trace() {
 	# Put a marker through the ring buffer and wait until trace_pipe delivered it: everything
-	# recorded before this command is then in the log.
-	# First let the uevent listener catch up with the kernel's uevent sequence number. busybox uevent
-	# runs one shell per event, one after another: under TCG on a loaded host a DIMM's 16 events took
-	# over 2 s, and late ones landed in the next step. Both waits are bounded by guest uptime, not by
-	# a loop count (a loaded host makes each poll slow), and a sync that times out fails loudly rather
-	# than hand back a log that records may still join later, in the wrong step.
+	# recorded before this command is then in the log. First the uevent listener must have handled
+	# every uevent the kernel has numbered so far (it writes each to trace_marker, then its SEQNUM to
+	# /tmp/uevent.seq), so the step's uevents precede the marker. Both waits are bounded by the
+	# guest's own clock (a loaded host slows the guest and its clock alike), and a sync that times
+	# out fails loudly rather than hand back a log that records may still join later. The answer
+	# starts with the kernel's uevent SEQNUM at the sync, so the host can check the step's range.
 	read -r up _ < /proc/uptime; end=$(( ${up%.*} + 20 )); read -r want < /sys/kernel/uevent_seqnum
-	while [ "$(cat /tmp/uevent.seq 2>/dev/null || echo 0)" -lt "$want" ]; do
-		read -r up _ < /proc/uptime; [ "${up%.*}" -lt $end ] || { echo "fail $(printf 'trace sync: the uevent listener is still behind the kernel after 20 s' | b64)"; return; }
-		usleep 2000
+	while read -r have < /tmp/uevent.seq; [ "${have:-0}" -lt "$want" ]; do
+		read -r up _ < /proc/uptime; [ "${up%.*}" -lt $end ] || { echo "fail $(printf 'trace sync: the uevent listener is at %s, the kernel at %s after 20 s' "$have" "$want" | b64)"; return; }
+		usleep 1000
 	done
 	read -r tok < /proc/sys/kernel/random/uuid; tok="sync-$tok" # unique: uptime alone repeats within 10 ms
 	echo "$tok" > $T/trace_marker
@@ -141,29 +83,19 @@ cmd_trace() {
 		read -r up _ < /proc/uptime; [ "${up%.*}" -lt $end ] || { echo "fail $(printf 'trace sync: the marker did not come through trace_pipe in 20 s' | b64)"; return; }
 		usleep 1000
 	done
-	echo "ok $(tail -c +$(( ${1:-0} + 1 )) /tmp/trace.log | b64)"
-}
-cmd_insmod() {
-	f=/lib/modules/$1.ko
-	[ -f "$f" ] || { echo "err ENOENT $(printf 'no module %s' "$1" | b64)"; return; }
-	p=$(echo "$2" | base64 -d)
-	if insmod "$f" $p 2>/tmp/err; then echo ok
-	else m=$(cat /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
-}
-cmd_rmmod() {
-	if rmmod "$1" 2>/tmp/err; then echo ok; else m=$(cat /tmp/err); echo "err $(errno_of "$m") $(printf %s "$m" | b64)"; fi
+	echo "ok $( (echo "seqnum $want"; tail -c +$(( ${1:-0} + 1 )) /tmp/trace.log) | b64)"
 }
 
 do_cmd() {
 	c=$1; shift
 	case "$c" in
 	ping) echo "ok $(echo pong | b64)" ;;
-	read) cmd_read "$1" ;;
-	write) cmd_write "$1" "$2" ;;
-	dump) cmd_dump "$1" ;;
+	read) memhp-io read "$1" ;;
+	write) memhp-io write "$1" "$2" ;;
+	census) memhp-io census "$@" ;;
 	trace) cmd_trace "$1" ;;
-	insmod) cmd_insmod "$1" "$2" ;;
-	rmmod) cmd_rmmod "$1" ;;
+	insmod) if [ -f "/lib/modules/$1.ko" ]; then memhp-io insmod "/lib/modules/$1.ko" "$2"; else echo "err 2 $(printf 'no module %s' "$1" | b64)"; fi ;;
+	rmmod) memhp-io rmmod "$1" ;;
 	chains) echo "ok $(b64 < /tmp/chain.syms)" ;;
 	sh) out=$(echo "$1" | base64 -d | sh 2>&1); echo "ok $(printf %s "$out" | b64)" ;;
 	poweroff) echo ok; sync; poweroff -f ;;
@@ -174,8 +106,9 @@ do_cmd() {
 setup_probes
 # Trace records and uevents go to one file, in ring-buffer order; uevents arrive via trace_marker.
 cat $T/trace_pipe > /tmp/trace.log 2>/dev/null &
-cat /sys/kernel/uevent_seqnum > /tmp/uevent.seq
-uevent sh -c "echo \"uevent \$SEQNUM \$ACTION \$SUBSYSTEM \$DEVPATH\" > $T/trace_marker; echo \$SEQNUM > /tmp/uevent.seq" > /dev/null 2>&1 &
+# The listener writes /tmp/uevent.seq once its socket is bound: no uevent after READY can be missed.
+memhp-io uevents $T/trace_marker /tmp/uevent.seq > /dev/null 2>&1 &
+while [ ! -s /tmp/uevent.seq ]; do usleep 1000; done
 dmesg -n 7 2>/dev/null
 
 stty -F /dev/ttyS1 raw -echo 115200 2>/dev/null

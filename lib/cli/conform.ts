@@ -3,7 +3,7 @@
  * QEMU) and on the simulator, per kernel; the differ prints what differs step by step, documented
  * divergences (an exceptions file) are set apart, and JUnit XML is written for CI if asked.
  *
- *   memhp conform SCENARIO… [--kernel 6.1,6.12,latest] [--exceptions FILE] [--junit FILE] [--json] [--no-snapshot]
+ *   memhp conform SCENARIO… [--kernel 6.1,6.12,latest] [--exceptions FILE|DIR]… [--junit FILE] [--json] [--no-snapshot]
  *
  * Without --kernel a scenario runs on the kernels it names. With it, on those of the list the
  * scenario names (a scenario for 6.12+ is skipped on 6.1, and says so). Guests run one after another:
@@ -19,7 +19,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { getProfile } from '../kernel/profile.js';
 import { diffObservations, formatDiff, formatSteps, type DiffReport } from '../scenario/diff.js';
 import { ScenarioRunError } from '../scenario/errors.js';
-import { loadExceptions, type DivergenceException } from '../scenario/exceptions.js';
+import { loadExceptionsFrom, type DivergenceException } from '../scenario/exceptions.js';
 import { runOnGuest, type GuestRunOptions } from '../scenario/guest.js';
 import { toJUnit, type ConformanceCase } from '../scenario/junit.js';
 import type { Observation } from '../scenario/observation.js';
@@ -97,7 +97,7 @@ export async function conformScenario(scenario: Scenario, kernel: ScenarioKernel
 interface ConformCliOpts {
   kernel?: ScenarioKernel[];
   junit?: string;
-  exceptions?: string;
+  exceptions: string[];
   json?: boolean;
   verbose?: boolean;
   /** False with --no-snapshot. */
@@ -112,7 +112,7 @@ export function conformCommand(opts: CommandOptions = {}): Command {
     .description('run scenarios on real guests and on the simulator, per kernel, and print what differs')
     .argument('<scenario...>', 'scenario files (.yaml, .yml or .json)')
     .option('--kernel <list>', "kernels, e.g. 6.1,6.12,latest (default: each scenario's own)", kernelListArg)
-    .option('--exceptions <file>', 'documented divergences (YAML or JSON)')
+    .option('--exceptions <path>', 'documented divergences: a YAML or JSON file, or a directory of them (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--junit <file>', 'write JUnit XML here')
     .option('--json', 'print the reports and both observations as JSON instead of text')
     .option('-v, --verbose', 'print both runs step by step, also when they agree')
@@ -121,7 +121,7 @@ export function conformCommand(opts: CommandOptions = {}): Command {
       let exceptions: DivergenceException[] = [];
       const scenarios: Scenario[] = [];
       try {
-        if (o.exceptions) exceptions = await loadExceptions(o.exceptions);
+        exceptions = await loadExceptionsFrom(o.exceptions);
         for (const f of files) scenarios.push(await loadScenario(f));
       } catch (e) {
         io.stderr(`memhp conform: ${troubleMessage(e)}\n`);

@@ -5,7 +5,8 @@
  * the payload holds.
  */
 import net from 'node:net';
-import { isErrnoCode, KernelError } from '../errors.js';
+import { errnoCode, isErrnoCode, KernelError, type ErrnoCode } from '../errors.js';
+import type { TreeEntry } from '../kernel/target.js';
 import { GuestError } from './errors.js';
 
 /** The agent's `@@READY` line. */
@@ -18,8 +19,35 @@ export interface AgentReady {
   probesFailed: number;
 }
 
-/** One answer of the agent. */
-export type AgentReply = { status: 'ok'; data: string } | { status: 'err'; errno: string; data: string } | { status: 'fail'; data: string };
+/** One answer of the agent; an errno is the failing system call's, as its name (`E<n>` without one). */
+export type AgentReply = { status: 'ok'; data: string } | { status: 'err'; errno: ErrnoCode; data: string } | { status: 'fail'; data: string };
+
+/** The agent's errno word: a number (memhp-io reports the system call's errno), or an errno name. */
+function errnoWord(w: string | undefined): ErrnoCode | undefined {
+  if (w !== undefined && /^\d+$/.test(w)) return errnoCode(Number(w));
+  return w !== undefined && isErrnoCode(w) ? w : undefined;
+}
+
+const TREE_TYPES: Readonly<Record<string, TreeEntry['type']>> = { d: 'dir', f: 'file', l: 'link', o: 'other' };
+
+/** Parse memhp-io's census lines (`PATH TAB TYPE TAB MODE TAB VALUE`; qemu/memhp-io.c). */
+export function parseCensus(text: string): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [p = '', t = '', mode = '0', v = ''] = line.split('\t');
+    const type = TREE_TYPES[t] ?? 'other';
+    const base = { path: p, type, mode: parseInt(mode, 8) };
+    if (type === 'link') out.push({ ...base, target: v });
+    else if (v.startsWith('=')) out.push({ ...base, value: dec(v.slice(1)) });
+    else if (v.startsWith('!')) {
+      const errno = errnoWord(v.slice(1)) ?? 'EIO';
+      // lstat failed: a root that is not there.
+      out.push(t === 'o' && mode === '0' ? { path: p, type: 'missing', mode: 0, errno } : { ...base, errno });
+    } else out.push(base);
+  }
+  return out;
+}
 
 const enc = (s: string): string => Buffer.from(s).toString('base64');
 const dec = (s: string | undefined): string => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -92,7 +120,11 @@ export class AgentClient {
     clearTimeout(p.timer);
     const w = rest.split(' ');
     if (w[0] === 'ok') p.resolve({ status: 'ok', data: dec(w[1]) });
-    else if (w[0] === 'err') p.resolve({ status: 'err', errno: w[1] ?? 'EIO', data: dec(w[2]) });
+    else if (w[0] === 'err') {
+      const errno = errnoWord(w[1]);
+      if (errno) p.resolve({ status: 'err', errno, data: dec(w[2]) });
+      else p.resolve({ status: 'fail', data: `an error without an errno: ${rest}` });
+    }
     else p.resolve({ status: 'fail', data: dec(w[1]) || rest });
   }
 
@@ -131,10 +163,7 @@ export class AgentClient {
   async call(cmd: string, args: readonly string[] = [], what = cmd, timeoutMs?: number): Promise<string> {
     const r = await this.request(cmd, args, timeoutMs);
     if (r.status === 'ok') return r.data;
-    if (r.status === 'err') {
-      const code = isErrnoCode(r.errno) ? r.errno : 'EIO';
-      throw new KernelError(code, `${what}: ${r.data.trim() || r.errno}`, { guestErrno: r.errno });
-    }
+    if (r.status === 'err') throw new KernelError(r.errno, `${what}: ${r.data.trim() || r.errno}`);
     throw new GuestError(`agent refused '${cmd}': ${r.data.trim()}`);
   }
 
@@ -149,14 +178,19 @@ export class AgentClient {
   }
 
   /** Every regular file under a directory: path → content, or the errno name when it cannot be read. */
-  async dump(path: string): Promise<Map<string, { value: string } | { errno: string }>> {
-    const out = new Map<string, { value: string } | { errno: string }>();
-    for (const line of (await this.call('dump', [path], path, 60_000)).split('\n')) {
-      const [p, st, v] = line.split(' ');
-      if (!p) continue;
-      out.set(p, st === 'ok' ? { value: dec(v) } : { errno: v ?? 'EIO' });
+  async dump(path: string): Promise<Map<string, { value: string } | { errno: ErrnoCode }>> {
+    const out = new Map<string, { value: string } | { errno: ErrnoCode }>();
+    for (const e of await this.census([path])) {
+      if (e.type === 'missing') throw new KernelError(e.errno ?? 'ENOENT', `${path}: cannot dump`);
+      if (e.type === 'file') out.set(e.path, e.value !== undefined ? { value: e.value } : { errno: e.errno ?? 'EIO' });
     }
     return out;
+  }
+
+  /** Walk trees in the guest (lstat, readlink, read each file): {@link TreeEntry}s in walk order. */
+  async census(roots: readonly string[]): Promise<TreeEntry[]> {
+    if (roots.some((r) => !r.startsWith('/') || /\s/.test(r))) throw new GuestError(`census: roots must be absolute paths without spaces: ${roots.join(' ')}`);
+    return parseCensus(await this.call('census', roots, 'census', 60_000));
   }
 
   /** Run a shell script in the guest; its combined output. */

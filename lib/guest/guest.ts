@@ -209,6 +209,8 @@ export class Guest implements HotplugTarget {
   readonly hotplug: MemoryHotplug;
   #probes: ProbeRecord[] = [];
   #traceOffset = 0;
+  /** Uevents that came through a sync but were numbered after its SEQNUM: they go with the next sync. */
+  #laterUevents: ProbeRecord[] = [];
   #pendingQmp: TraceRecord[] = [];
   #events: ReturnType<QmpClient['events']>;
   #closing: Promise<void> | undefined;
@@ -242,6 +244,7 @@ export class Guest implements HotplugTarget {
           await this.syncTrace();
         }
       },
+      walk: (roots) => this.agent.census(roots),
     };
     this.hotplug = new MemoryHotplug(qmp, { slots: options.slots, maxMemory: options.maxMemory, nodes: options.nodes });
     const events = qmp.events();
@@ -567,19 +570,60 @@ export class Guest implements HotplugTarget {
    * Fetch the guest's new trace lines (everything recorded before this call), decode them, append
    * notify/uevent records to {@link trace}, then the QMP events that arrived meanwhile (a QMP event
    * is the consequence of guest work, so it goes after the guest records of the same step).
+   *
+   * Uevents belong to a sync by the kernel's SEQNUM, not by when they arrived: the guest answers with
+   * the kernel's uevent sequence number at the sync (after its listener has handled every uevent up
+   * to it), and a uevent numbered above that was raised after the sync point, so it waits for the
+   * next sync even if it came through with this one.
    */
   async syncTrace(): Promise<void> {
     const data = await this.agent.call('trace', [String(this.#traceOffset)], 'trace', 30_000);
-    const end = data.lastIndexOf('\n') + 1;
-    this.#traceOffset += Buffer.byteLength(data.slice(0, end));
-    for (const line of data.slice(0, end).split('\n')) {
+    const head = /^seqnum (\d+)\n/.exec(data);
+    if (!head) throw new GuestError(`trace sync: no uevent sequence number in the answer: ${JSON.stringify(data.slice(0, 80))}`);
+    const seqnum = Number(head[1]);
+    const log = data.slice(head[0].length);
+    const end = log.lastIndexOf('\n') + 1;
+    this.#traceOffset += Buffer.byteLength(log.slice(0, end));
+    // Held back at the previous sync (numbered after it) come first: they were numbered before these.
+    const records = this.#laterUevents.splice(0);
+    for (const line of log.slice(0, end).split('\n')) {
+      if (line.includes('tracing_mark_write: uevent-lost')) {
+        throw new GuestError('trace sync: the guest lost uevents (netlink ENOBUFS); this observation is not evidence', { console: await this.consoleTail() });
+      }
       const r = decodeTraceLine(line);
-      if (!r) continue;
-      this.#probes.push(r);
-      const t = toTraceRecord(r, this.kernel);
-      if (t) this.trace.add(t);
+      if (r) records.push(r);
+    }
+    for (const r of records) {
+      if (r.event === 'uevent' && Number(r.fields.SEQNUM) > seqnum) this.#laterUevents.push(r);
+      else this.#record(r);
     }
     for (const q of this.#pendingQmp.splice(0)) this.trace.add(q);
+  }
+
+  #record(r: ProbeRecord): void {
+    this.#probes.push(r);
+    const t = toTraceRecord(r, this.kernel);
+    if (t) this.trace.add(t);
+  }
+
+  /** The guest's uptime in seconds (its own clock, /proc/uptime). */
+  async uptime(): Promise<number> {
+    return Number((await this.agent.read('/proc/uptime')).split(' ')[0]);
+  }
+
+  /**
+   * Poll `check` until `done` accepts its value, and return that value. The wait is bounded by the
+   * guest's own clock: it fails (GuestError, with the last value) once the guest's uptime has advanced
+   * `guestSeconds` (default 30) since the wait began, however long that takes on a loaded host.
+   */
+  async waitFor<T>(what: string, check: () => Promise<T>, done: (v: T) => boolean, opts: { guestSeconds?: number; pollMs?: number } = {}): Promise<T> {
+    const end = (await this.uptime()) + (opts.guestSeconds ?? 30);
+    for (;;) {
+      const v = await check();
+      if (done(v)) return v;
+      if ((await this.uptime()) > end) throw new GuestError(`${what}: not reached within ${opts.guestSeconds ?? 30} s of guest time; last seen ${JSON.stringify(v)}`);
+      await new Promise((r) => setTimeout(r, opts.pollMs ?? 20));
+    }
   }
 
   /** Every decoded probe hit and uevent so far (timing probes and return values included), guest clock. */

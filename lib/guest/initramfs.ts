@@ -1,11 +1,13 @@
 /**
- * The guest's initramfs, built on the fly: busybox-static, the `/init` agent, the rendered probe
+ * The guest's initramfs, built on the fly: busybox-static, the `/init` agent and its system-call
+ * helper `memhp-io` (lib/guest/helper.ts), the rendered probe
  * definitions, the chain-head calibration when there is one, and the kernel's modules. Written as an
  * uncompressed newc cpio archive (no root needed for device nodes, and no decompression in the guest).
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { GuestError } from './errors.js';
+import { guestHelper } from './helper.js';
 import type { PreparedKernel } from './kernels.js';
 import { probesFor, QEMU_DIR } from './probes.js';
 
@@ -57,6 +59,7 @@ export async function buildInitramfs(out: string, opts: InitramfsOptions): Promi
     ...['bin', 'sbin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'root', 'lib', 'lib/modules'].map(dir),
     { name: 'dev/console', mode: 0o020600, rdev: [5, 1] },
     file('bin/busybox', await readFile(BUSYBOX), 0o100755),
+    file('bin/memhp-io', await readFile(await guestHelper()), 0o100755),
     // /init's interpreter; the other applet links are made by /init itself.
     { name: 'bin/sh', mode: 0o120777, data: Buffer.from('busybox') },
     file('init', await readFile(QEMU_DIR + 'init.sh'), 0o100755),

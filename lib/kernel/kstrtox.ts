@@ -5,19 +5,23 @@
  */
 import { KernelError } from '../errors.js';
 
-// _kstrtoull: the magnitude after an optional sign the caller allows.
-function magnitude(s: string, signs: string, what: string): { neg: boolean; mag: bigint } {
-  const m = new RegExp(`^([${signs}]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\\n?$`).exec(s);
+// _kstrtoull: the magnitude after an optional sign the caller allows; base 0 reads 0x/0 prefixes, base 10 none.
+function magnitude(raw: string, signs: string, what: string, base: 0 | 10 = 0): { neg: boolean; mag: bigint } {
+  // The parser reads a C string: it ends at the first NUL, whatever the write held after it.
+  const nul = raw.indexOf('\0');
+  const s = nul < 0 ? raw : raw.slice(0, nul);
+  const digits = base === 10 ? '[0-9]+' : '0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*';
+  const m = new RegExp(`^([${signs}]?)(${digits})\\n?$`).exec(s);
   if (!m) throw new KernelError('EINVAL', `${what}: invalid number ${JSON.stringify(s)}`);
   const d = m[2]!;
-  const mag = /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === '0' ? BigInt('0o' + d.slice(1)) : BigInt(d);
+  const mag = base === 10 ? BigInt(d) : /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === '0' ? BigInt('0o' + d.slice(1)) : BigInt(d);
   if (mag >= 1n << 64n) throw new KernelError('ERANGE', `${what}: ${JSON.stringify(s)} out of range`);
   return { neg: m[1] === '-', mag };
 }
 
-/** `kstrtoull(s, 0)`: an optional `+`; a `-` is EINVAL. */
-export function kstrtoull(s: string): bigint {
-  return magnitude(s, '+', 'kstrtoull').mag;
+/** `kstrtoull(s, base)` (base 0 by default): an optional `+`; a `-` is EINVAL. */
+export function kstrtoull(s: string, base: 0 | 10 = 0): bigint {
+  return magnitude(s, '+', 'kstrtoull', base).mag;
 }
 
 /** `kstrtoll(s, 0)`: signed 64 bits. */

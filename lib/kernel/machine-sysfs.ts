@@ -1,7 +1,7 @@
 /**
- * The files of a simulated machine (kernel-spec.md §2.3–§2.7, §7.1): `/sys/devices/system/memory`,
- * `/sys/devices/system/node`, `/sys/bus/memory`, `/sys/module/memory_hotplug/parameters`,
- * `/sys/firmware/memmap`, debugfs, and the `/proc` files memory hotplug changes (meminfo, zoneinfo,
+ * The files of a simulated machine: `/sys/devices/system/memory`, `/sys/devices/system/node`,
+ * `/sys/bus/memory`, `/sys/module/memory_hotplug`, `/sys/firmware/memmap` and `/sys/firmware/acpi/hotplug`,
+ * the DIMM slots' ACPI devices, debugfs, and the `/proc` files memory hotplug changes (meminfo, zoneinfo,
  * buddyinfo, iomem), each with the kernel's text format and write errnos.
  */
 import { KernelError } from '../errors.js';
@@ -9,9 +9,19 @@ import { ZONE_TYPES } from '../native/physmem.js';
 import { validZones } from './hotplug.js';
 import { onlineTypeFromStr, type MemoryBlock } from './memory-block.js';
 import { kstrtoull } from './kstrtox.js';
-import { formatMemmapOnMemory, kstrtobool } from './profile.js';
+import { formatMemmapOnMemory, kstrtobool, sysfsStreq } from './profile.js';
 import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
 import type { Machine } from './machine.js';
+import {
+  acpiHotplugDir,
+  acpiSlots,
+  MEMORY_HOTPLUG_CONTROLLER,
+  memoryBusFiles,
+  nodeDeviceFiles,
+  powerDir,
+  type HugePool,
+  type MemoryFailureStats,
+} from './device-sysfs.js';
 
 /** A nodemask as `%*pbl` prints it: `0`, `0-1`, `0,2-3`, or empty. */
 export function nodeList(nodes: Iterable<number>): string {
@@ -69,11 +79,11 @@ function blockDir(m: Machine, mem: MemoryBlock): SysDir {
       (v) => m.trace.add({ type: 'uevent', action: parseSynthUevent(v), devpath: mem.devpath }),
     ),
     subsystem: link('../../../../bus/memory'),
-    power: new StaticDir(),
+    power: powerDir(),
   });
   const dynamic = () => {
     const d: Record<string, SysNode> = { [`node${mem.nid}`]: link(`../../node/node${mem.nid}`) };
-    if (mem.firmwareNode) d.firmware_node = link(`../../../LNXSYSTM:00/LNXSYBUS:00/PNP0A06:04/${mem.firmwareNode}`);
+    if (mem.firmwareNode) d.firmware_node = link(`../../../${MEMORY_HOTPLUG_CONTROLLER}/${mem.firmwareNode}`);
     return d;
   };
   return new ComputedDir(
@@ -82,7 +92,7 @@ function blockDir(m: Machine, mem: MemoryBlock): SysDir {
   );
 }
 
-function memoryRoot(m: Machine): SysDir {
+function memoryRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir {
   const dirs = new Map<number, SysDir>();
   m.onBlocksChanged = (mem, added) => void (added ? dirs.set(mem.id, blockDir(m, mem)) : dirs.delete(mem.id));
   for (const mem of m.blocks.values()) dirs.set(mem.id, blockDir(m, mem));
@@ -104,8 +114,16 @@ function memoryRoot(m: Machine): SysDir {
     const s = section(pfn);
     if (!s.present) throw new KernelError(m.kernel.memoryFailureOutsideErrno, `${hexPfn(pfn)}: no memmap`);
     if (!s.online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
-    if (m.physmem.pageState(pfn).state === 'hwpoison') throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    // action_result counts each handled failure on the page's node (memory_failure_stats, 6.8+).
+    const stats = mf(m.blocks.get(Math.floor(pfn / m.blockPages))!.nid);
+    if (m.physmem.pageState(pfn).state === 'hwpoison') {
+      stats.total++;
+      stats.failed++;
+      throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    }
     m.hwpoison(pfn);
+    stats.total++;
+    stats.recovered++;
   };
   // soft_offline_page(pfn, 0): ENXIO without a memmap, EIO for an offline section, success for a
   // page already poisoned ("page already poisoned"), EIO for a page it cannot handle (neither free
@@ -131,7 +149,7 @@ function memoryRoot(m: Machine): SysDir {
     soft_offline_page: wo(softOffline),
     hard_offline_page: wo(hardOffline),
     uevent: rootUevent(),
-    power: new StaticDir(),
+    power: powerDir(),
   });
   if (m.kernel.crashHotplugAttr) files.set('crash_hotplug', ro(() => '0\n'));
   return new ComputedDir(
@@ -172,11 +190,17 @@ function rootUevent() {
   );
 }
 
-function nodeRoot(m: Machine): SysDir {
+function nodeRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir {
   const all = () => Array.from({ length: m.nodes.possible }, (_, i) => i);
   const kb = (pages: number) => `${String(pages * 4).padStart(8)} kB`;
+  const pools = new Map<number, HugePool>();
+  const pool = (nid: number): HugePool => pools.get(nid) ?? (pools.set(nid, { pfns: [] }), pools.get(nid)!);
+  const dirs = new Map<number, SysDir>();
   const nodeDir = (nid: number): SysDir => {
+    const cached = dirs.get(nid);
+    if (cached) return cached;
     const files = new StaticDir({
+      ...nodeDeviceFiles(m, nid, mf(nid), pool(nid), parseSynthUevent),
       meminfo: ro(() => {
         let total = 0;
         let free = 0;
@@ -187,11 +211,9 @@ function nodeRoot(m: Machine): SysDir {
         }
         return `Node ${nid} MemTotal:       ${kb(total)}\nNode ${nid} MemFree:        ${kb(free)}\nNode ${nid} MemUsed:        ${kb(total - free)}\n`;
       }),
-      subsystem: link('../../../../bus/node'),
-      power: new StaticDir(),
     });
     const blocks = () => m.sortedBlocks().filter((b) => b.nid === nid);
-    return new ComputedDir(
+    const dir = new ComputedDir(
       (name) => {
         const b = /^memory(0|[1-9]\d*)$/.exec(name);
         if (!b) return files.get(name);
@@ -200,6 +222,8 @@ function nodeRoot(m: Machine): SysDir {
       },
       () => [...files.list(), ...blocks().map((b) => b.name)],
     );
+    dirs.set(nid, dir);
+    return dir;
   };
   const files = new StaticDir({
     possible: ro(() => nodeList(all())),
@@ -210,7 +234,7 @@ function nodeRoot(m: Machine): SysDir {
     // N_GENERIC_INITIATOR: QEMU's pc machine describes no generic initiators, so the list is empty.
     has_generic_initiator: ro(() => '\n'),
     uevent: rootUevent(),
-    power: new StaticDir(),
+    power: powerDir(),
   });
   return new ComputedDir(
     (name) => {
@@ -226,8 +250,9 @@ function parameters(m: Machine): StaticDir {
     online_policy: rw(
       () => `${m.params.onlinePolicy}\n`,
       (v) => {
-        const s = v.endsWith('\n') ? v.slice(0, -1) : v;
-        if (s !== 'contig-zones' && s !== 'auto-movable') throw new KernelError('EINVAL', `online_policy: invalid value ${JSON.stringify(v)}`);
+        // sysfs_match_string over the policy names (sysfs_streq).
+        const s = (['contig-zones', 'auto-movable'] as const).find((p) => sysfsStreq(v, p));
+        if (s === undefined) throw new KernelError('EINVAL', `online_policy: invalid value ${JSON.stringify(v)}`);
         m.params.onlinePolicy = s;
       },
     ),
@@ -311,17 +336,24 @@ export function buildSysfs(m: Machine): Sysfs {
   const root = new StaticDir();
   const sys = root.dir('sys');
   const system = sys.dir('devices').dir('system');
-  system.set('memory', memoryRoot(m));
-  system.set('node', nodeRoot(m));
-  sys.dir('bus').dir('memory').set(
+  const stats = new Map<number, MemoryFailureStats>();
+  const mf = (nid: number): MemoryFailureStats => stats.get(nid) ?? (stats.set(nid, { total: 0, ignored: 0, failed: 0, delayed: 0, recovered: 0 }), stats.get(nid)!);
+  system.set('memory', memoryRoot(m, mf));
+  system.set('node', nodeRoot(m, mf));
+  const bus = sys.dir('bus').dir('memory');
+  for (const [k, v] of Object.entries(memoryBusFiles(m, parseSynthUevent))) bus.set(k, v);
+  bus.set(
     'devices',
     new ComputedDir(
       (name) => (/^memory(0|[1-9]\d*)$/.test(name) && m.blocks.has(Number(name.slice(6))) ? link(`../../../devices/system/memory/${name}`) : undefined),
       () => m.sortedBlocks().map((b) => b.name),
     ),
   );
-  sys.dir('module').dir('memory_hotplug').set('parameters', parameters(m));
+  sys.dir('module').dir('memory_hotplug').set('parameters', parameters(m)).set('uevent', wo((v) => void parseSynthUevent(v)));
   sys.dir('firmware').set('memmap', firmwareMemmap(m));
+  sys.dir('firmware').dir('acpi').set('hotplug', acpiHotplugDir(m));
+  const [sb, bus0, controller] = MEMORY_HOTPLUG_CONTROLLER.split('/') as [string, string, string];
+  sys.dir('devices').dir(sb).dir(bus0).set(controller, acpiSlots(m, parseSynthUevent));
   sys.dir('kernel').set('debug', m.debugfs);
   const proc = root.dir('proc');
   proc.set('meminfo', ro(() => meminfo(m)));

@@ -40,6 +40,8 @@ export interface MachineOptions {
   maxMemory?: Size;
   /** DIMM slots (QEMU `slots`); default 8. */
   slots?: number;
+  /** vCPUs (QEMU `-smp`); default one per node. With several nodes vCPU n is on node n, the rest on node 0. */
+  cpus?: number;
   /** Kernel command line words, read as the kernel does: `memhp_default_state=`, `memory_hotplug.*=`, `movable_node`. */
   cmdline?: readonly string[];
   /** `auto_online_blocks` at boot (overrides the command line); default: the profile's Debian default. */
@@ -85,6 +87,10 @@ interface LoadedModule {
 }
 
 const GiB = 2 ** 30;
+/** _OST source of an eject the platform requested (QEMU's device_del): ACPI_NOTIFY_EJECT_REQUEST. */
+const ACPI_NOTIFY_EJECT_REQUEST = 3;
+/** _OST source of an eject the OS started itself (a write to the device's `eject`): ACPI_OST_EC_OSPM_EJECT. */
+const ACPI_OST_EC_OSPM_EJECT = 0x103;
 
 function bytes(s: Size, what: string): number {
   const n = sizeBytes(s);
@@ -153,6 +159,10 @@ export class Machine implements HotplugTarget, HotplugContext {
   readonly offlineRetries: number;
   /** DIMM slots. */
   readonly slots: number;
+  /** vCPUs (`nr_cpu_ids`). */
+  readonly cpus: number;
+  /** `/sys/firmware/acpi/hotplug/<profile>/enabled`: whether the ACPI scan handlers take hotplug events. */
+  readonly acpiHotplugEnabled = { memory: true, pci_root: true, processor: true };
   /** Plugged DIMMs by id. */
   readonly dimms = new Map<string, Dimm>();
   /** Loaded modules by name (dashes as underscores). */
@@ -163,6 +173,8 @@ export class Machine implements HotplugTarget, HotplugContext {
   readonly debugfs = new StaticDir();
   /** @internal Called when block devices come and go, so sysfs can cache per-block directories. */
   onBlocksChanged: (mem: MemoryBlock, added: boolean) => void = () => undefined;
+  /** Work started by a sysfs write that returned before it finished (acpi_eject_store). */
+  readonly #background = new Set<Promise<void>>();
   #nextGroup = 0;
   #nextMemmap = 0;
   #closed = false;
@@ -184,6 +196,8 @@ export class Machine implements HotplugTarget, HotplugContext {
     const ram = nodeMemory.reduce((a, b) => a + b, 0);
     this.slots = opts.slots ?? 8;
     if (!Number.isInteger(this.slots) || this.slots < 0 || this.slots > 256) throw new KernelError('EINVAL', `slots: 0..256, got ${this.slots}`);
+    this.cpus = opts.cpus ?? nodeMemory.length;
+    if (!Number.isInteger(this.cpus) || this.cpus < 1 || this.cpus > 288) throw new KernelError('EINVAL', `cpus: 1..288, got ${this.cpus}`);
     this.layout = pcLayout(nodeMemory, opts.maxMemory === undefined ? ram + 16 * GiB : bytes(opts.maxMemory, 'maxMemory'), this.slots);
     this.blockPages = this.layout.blockSize / 4096;
     const cmd = parseCmdline(this.kernel, opts.cmdline ?? []);
@@ -469,21 +483,44 @@ export class Machine implements HotplugTarget, HotplugContext {
     });
   }
 
-  /**
-   * Eject a pc-dimm as the guest's ACPI driver does (kernel-spec.md §8.3): offline its blocks in
-   * ascending order (a second pass retries failures; blocks offlined meanwhile are re-onlined with the
-   * default policy on failure → EBUSY, _OST 0x82, the DIMM stays), else remove the memory, DEVICE_DELETED.
-   */
+  /** Eject a pc-dimm (QEMU's `device_del`): the guest's ACPI driver runs {@link #eject}; a refusal rejects EBUSY with _OST 0x82. */
   async unplugDimm(id: string): Promise<void> {
     this.#checkOpen();
     const dimm = this.dimms.get(id);
     if (!dimm) throw new KernelError('ENODEV', `Device '${id}' not found`);
-    const ost = (status: number, withDevice = true) =>
-      this.#qmpEvent('ACPI_DEVICE_OST', { info: { ...(withDevice ? { device: id } : {}), slot: String(dimm.slot), 'slot-type': 'DIMM', source: 3, status } });
+    await this.#eject(dimm, ACPI_NOTIFY_EJECT_REQUEST);
+  }
+
+  /**
+   * A write to the `eject` file of a DIMM slot's ACPI device (acpi_eject_store): '1' first, a slot
+   * whose memory the driver holds, memory hotplug enabled; then the eject is scheduled and the write
+   * returns at once, as on a guest: the eject runs in the background (its _OST source is the OSPM's).
+   */
+  acpiEjectStore(slot: number, value: string): void {
+    this.#checkOpen();
+    if (!value.length || value[0] !== '1') throw new KernelError('EINVAL', `eject: ${JSON.stringify(value)}`);
+    const dimm = [...this.dimms.values()].find((d) => d.slot === slot);
+    if (!dimm || !dimm.group || !this.acpiHotplugEnabled.memory) throw new KernelError('ENODEV', `eject: slot ${slot} has no ejectable device`);
+    const job = this.#eject(dimm, ACPI_OST_EC_OSPM_EJECT).catch(() => undefined);
+    this.#background.add(job);
+    void job.then(() => this.#background.delete(job));
+  }
+
+  /**
+   * acpi_scan_hot_remove for a DIMM, as the guest's ACPI driver runs it: offline its blocks in ascending
+   * order (a second pass retries failures; blocks offlined meanwhile are re-onlined with the default
+   * policy on failure → EBUSY, _OST 0x82, the DIMM stays), else remove the memory, _EJ0 (QEMU:
+   * DEVICE_DELETED), and the final _OST with the request's source.
+   */
+  async #eject(dimm: Dimm, source: number): Promise<void> {
+    const id = dimm.id;
+    const ost = (status: number, withDevice = true, src = source) =>
+      this.#qmpEvent('ACPI_DEVICE_OST', { info: { ...(withDevice ? { device: id } : {}), slot: String(dimm.slot), 'slot-type': 'DIMM', source: src, status } });
     await this.task('kworker/u8:0-kacpi_hotplug', async () => {
       await this.locks.lockDeviceHotplug('acpi_device_hotplug');
       try {
-        ost(0x84);
+        // acpi_generic_hotplug_event: "eject in progress" is reported for the eject request itself.
+        ost(0x84, true, ACPI_NOTIFY_EJECT_REQUEST);
         const blocks = dimm.group ? blocksOf(this, dimm.addr, dimm.size) : [];
         // acpi_scan_try_to_offline: pass 1 over every block, pass 2 over the failures.
         const putOnline = new Set<MemoryBlock>();
@@ -633,8 +670,15 @@ export class Machine implements HotplugTarget, HotplugContext {
     if (this.#closed) throw new MemhpError('machine is closed');
   }
 
-  /** Nothing to release but the native state; later calls throw. */
+  /** The vCPUs on a node, as QEMU's pc machine assigns them (see {@link MachineOptions.cpus}). */
+  cpusOfNode(nid: number): number[] {
+    const n = this.nodes.possible;
+    return Array.from({ length: this.cpus }, (_, c) => c).filter((c) => (n === 1 || c >= n ? 0 : c) === nid);
+  }
+
+  /** Waits for background work (an eject started through sysfs); later calls throw. */
   async close(): Promise<void> {
+    await Promise.all(this.#background);
     this.#closed = true;
   }
 }

@@ -7,7 +7,7 @@
 import { KernelError } from '../errors.js';
 import type { ZoneType } from '../native/physmem.js';
 import type { Mutex } from './locks.js';
-import type { OnlineType } from './profile.js';
+import { sysfsStreq, type OnlineType } from './profile.js';
 
 /** `enum mmop`: the online types by their number (MMOP_OFFLINE 0 … MMOP_ONLINE_MOVABLE 3). */
 export const MMOP: readonly OnlineType[] = ['offline', 'online', 'online_kernel', 'online_movable'];
@@ -100,10 +100,9 @@ export class MemoryBlock {
 
 /** `mhp_online_type_from_str`: one of the four MMOP strings (sysfs_streq), else EINVAL. */
 export function onlineTypeFromStr(s: string): OnlineType {
-  const t = s.endsWith('\n') ? s.slice(0, -1) : s;
-  const i = MMOP.indexOf(t as OnlineType);
-  if (i < 0) throw new KernelError('EINVAL', `invalid online type ${JSON.stringify(s)}`);
-  return MMOP[i]!;
+  const t = MMOP.find((x) => sysfsStreq(s, x));
+  if (t === undefined) throw new KernelError('EINVAL', `invalid online type ${JSON.stringify(s)}`);
+  return t;
 }
 
 /** What the device core needs from the machine to online or offline a block. */

@@ -94,6 +94,10 @@ export interface KernelProfile {
   readonly memmapOnMemoryAdd: 'single-block' | 'per-block';
   /** Whether the root `crash_hotplug` attribute exists. */
   readonly crashHotplugAttr: boolean;
+  /** Whether node devices have `memory_failure/` counters (6.8+, per-node memory-failure statistics). */
+  readonly nodeMemoryFailureStats: boolean;
+  /** Whether node devices have the `reclaim` attribute (per-node proactive reclaim, 6.16+). */
+  readonly nodeReclaimAttr: boolean;
   /** Whether block devices are removed before mem_hotplug_begin in try_remove_memory (6.1). */
   readonly removeDevicesBeforeLock: boolean;
 }
@@ -139,6 +143,8 @@ const base = {
   offlineManagedDecrement: 'managed',
   memmapOnMemoryAdd: 'per-block',
   crashHotplugAttr: true,
+  nodeMemoryFailureStats: true,
+  nodeReclaimAttr: false,
   removeDevicesBeforeLock: false,
   nodeActions: null,
   nodeStateSetOrder: ['N_NORMAL_MEMORY', 'N_MEMORY'],
@@ -159,6 +165,7 @@ export const PROFILES = {
     offlineManagedDecrement: 'nr_pages',
     memmapOnMemoryAdd: 'single-block',
     crashHotplugAttr: false,
+    nodeMemoryFailureStats: false,
     removeDevicesBeforeLock: true,
   },
   '6.12': {
@@ -193,6 +200,7 @@ export const PROFILES = {
     nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
     defaultOnlineType: 'online',
     isolation: 'bit',
+    nodeReclaimAttr: true,
     // kernel-spec.md §2.5 dates e/E/d/D to 7.3; the 7.2.13 guest already accepts them (echo d > online offlines).
     kstrtoboolEnableDisable: true,
     // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
@@ -376,10 +384,17 @@ export function kstrtobool(profile: KernelProfile, s: string): boolean {
   throw new KernelError('EINVAL', `kstrtobool: invalid boolean ${JSON.stringify(s)}`);
 }
 
-/** `sysfs_streq`: equal, allowing one trailing newline on either side. */
+/** The C string a store sees: the bytes up to the first NUL (kernfs NUL-terminates the written buffer). */
+export function cString(s: string): string {
+  const nul = s.indexOf('\0');
+  return nul < 0 ? s : s.slice(0, nul);
+}
+
+/** `sysfs_streq`: equal as C strings, allowing one trailing newline on either side. */
 export function sysfsStreq(a: string, b: string): boolean {
-  const strip = (x: string) => (x.endsWith('\n') ? x.slice(0, -1) : x);
-  return strip(a) === strip(b);
+  const x = cString(a);
+  const y = cString(b);
+  return x === y || x === `${y}\n` || y === `${x}\n`;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
-import type { SysfsAccess } from './target.js';
+import type { SysfsAccess, TreeEntry } from './target.js';
 
 /** An attribute file. Without `show` a read fails EACCES, without `store` a write does (kernfs_fop_open). */
 export interface SysFile {
@@ -173,6 +173,43 @@ export class Sysfs implements SysfsAccess {
     return node.list().sort();
   }
 
+  /**
+   * Every entry under each root (lstat semantics: links are entries, never followed), each directory's
+   * entries sorted, and each regular file read as `cat` would (EACCES without a show method).
+   */
+  async walk(roots: readonly string[]): Promise<TreeEntry[]> {
+    const out: TreeEntry[] = [];
+    const visit = async (p: string, node: SysNode): Promise<void> => {
+      if (node.kind === 'link') out.push({ path: p, type: 'link', mode: 0o777, target: node.target });
+      else if (node.kind === 'file') {
+        try {
+          out.push({ path: p, type: 'file', mode: node.mode, value: await this.read(p) });
+        } catch (e) {
+          if (!(e instanceof KernelError)) throw e;
+          out.push({ path: p, type: 'file', mode: node.mode, errno: e.code });
+        }
+      } else {
+        out.push({ path: p, type: 'dir', mode: 0o755 });
+        for (const name of node.list().sort()) {
+          const child = node.get(name);
+          if (child) await visit(`${p}/${name}`, child);
+        }
+      }
+    };
+    for (const root of roots) {
+      let node: SysNode;
+      try {
+        node = this.lookup(root, true).node;
+      } catch (e) {
+        if (!(e instanceof KernelError)) throw e;
+        out.push({ path: root, type: 'missing', mode: 0, errno: e.code });
+        continue;
+      }
+      await visit(root.replace(/\/+$/, '') || '/', node);
+    }
+    return out;
+  }
+
   /** Whether `p` exists (a dangling final link counts as existing). */
   exists(p: string): boolean {
     try {
@@ -203,7 +240,8 @@ export class Sysfs implements SysfsAccess {
         else if (child.kind === 'link') links.push({ target: child.target, at });
         else {
           let text = '';
-          if (child.show) text = await Promise.resolve(child.show()).catch(() => '');
+          const show = child.show;
+          if (show) text = await (async () => show())().catch(() => '');
           files.push({ at, text, mode: child.mode });
         }
       }

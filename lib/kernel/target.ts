@@ -2,6 +2,7 @@
  * `HotplugTarget`: what a simulated `Machine` and a real `Guest` both offer (DESIGN.md, "One interface
  * for simulator and guest"), so a scenario runner is written once and the differ compares like with like.
  */
+import type { ErrnoCode } from '../errors.js';
 import type { KernelProfile } from './profile.js';
 import type { Trace } from './trace.js';
 
@@ -13,6 +14,27 @@ export interface SysfsAccess {
   write(path: string, value: string): Promise<void>;
   /** The entry names of a directory (files, subdirectories, symlinks), sorted. Missing → ENOENT, a file → ENOTDIR. */
   list(path: string): Promise<string[]>;
+  /**
+   * Every entry under each root, the root included, symlinks not followed (lstat, readlink, and a read
+   * of each regular file), in walk order; a root that does not exist is one entry with errno ENOENT.
+   */
+  walk(roots: readonly string[]): Promise<TreeEntry[]>;
+}
+
+/** One entry of a {@link SysfsAccess.walk}: what `lstat`, `readlink` and `cat` say of a path. */
+export interface TreeEntry {
+  /** Absolute path, as walked (links in it not resolved). */
+  readonly path: string;
+  /** The file type; 'missing' for a root that does not exist. */
+  readonly type: 'dir' | 'file' | 'link' | 'other' | 'missing';
+  /** Permission bits (0o644); 0 for 'missing'. */
+  readonly mode: number;
+  /** A link's target as `readlink` returns it (relative, as sysfs makes them). */
+  readonly target?: string;
+  /** A regular file's text, when reading it succeeded. */
+  readonly value?: string;
+  /** The errno reading a regular file (or, for 'missing', looking the root up) failed with. */
+  readonly errno?: ErrnoCode;
 }
 
 /** A pc-dimm to plug: its QEMU id, size (bytes or '1G'), and NUMA node (default 0). */

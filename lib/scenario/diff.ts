@@ -231,6 +231,33 @@ function diffSnapshots(fa: FlatSnapshot, fb: FlatSnapshot, a: Snapshot, b: Snaps
   return out;
 }
 
+/**
+ * Compare two censuses (already normalised). A directory on one side only is one line, not one per
+ * entry below it; so is a /proc file one side could not read.
+ */
+function diffCensus(ca: ReadonlyMap<string, string>, cb: ReadonlyMap<string, string>, la: string, lb: string): { subject: string; text: string }[] {
+  const out: { subject: string; text: string }[] = [];
+  const onlyDirs: string[] = [];
+  const under = (p: string): boolean => onlyDirs.some((d) => p.startsWith(`${d}/`));
+  for (const p of new Set([...ca.keys(), ...cb.keys()])) {
+    if (under(p)) continue;
+    const va = ca.get(p);
+    const vb = cb.get(p);
+    if (va === vb) continue;
+    const dirA = va?.startsWith('dir ') && !vb?.startsWith('dir ');
+    const dirB = vb?.startsWith('dir ') && !va?.startsWith('dir ');
+    if (dirA || dirB) {
+      onlyDirs.push(p);
+      const [side, count] = dirA ? [la, [...ca.keys()].filter((k) => k.startsWith(`${p}/`)).length] : [lb, [...cb.keys()].filter((k) => k.startsWith(`${p}/`)).length];
+      const other = dirA ? vb : va;
+      out.push({ subject: p, text: `${p}/: only ${side} has this directory (${count} entries below)${other ? `; the other has ${other}` : ''}` });
+      continue;
+    }
+    out.push({ subject: p, text: `${p}: ${la} ${va ?? '(absent)'} vs ${lb} ${vb ?? '(absent)'}` });
+  }
+  return out;
+}
+
 /** A result as one word or a quoted text: `ok`, `EBUSY`, `'Movable'` (a read), `n/a`. */
 export function resultText(r: StepResult): string {
   if (r.status === 'error') return r.errno;
@@ -287,6 +314,20 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
   // Snapshots are compared flattened, after the snapshot normalisations (each counted once per step it rewrote).
   // /proc and firmware entries only when both sides recorded them: an observation saved before snapshots did has none.
   const snapNorms = norms.filter((n) => n.snapshotEntry);
+  const censusNorms = norms.filter((n) => n.censusEntry || n.snapshotEntry);
+  /** A census with the census normalisations, and (on its /proc keys) the snapshot ones, applied. */
+  const normaliseCensus = (c: Readonly<Record<string, string>>, base: FlatSnapshot | undefined, touched: Set<Normalisation>): FlatSnapshot => {
+    const m = new Map<string, string>();
+    for (const [p, v0] of Object.entries(c)) {
+      let v = v0;
+      for (const n of censusNorms) {
+        const v2 = n.censusEntry ? n.censusEntry(p, v) : p.startsWith('/proc/') ? n.snapshotEntry!(p, v, base) : v;
+        if (v2 !== v) (touched.add(n), (v = v2));
+      }
+      m.set(p, v);
+    }
+    return m;
+  };
   const baseA = a.baseline && flattenSnapshot(a.baseline);
   const baseB = b.baseline && flattenSnapshot(b.baseline);
   const flatPair = (x: Snapshot, y: Snapshot): [FlatSnapshot, FlatSnapshot] => {
@@ -341,6 +382,13 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
       const [fa, fb] = flatPair(sa.snapshot, sb.snapshot);
       for (const d of diffSnapshots(fa, fb, sa.snapshot, sb.snapshot, la, lb)) add('snapshot', d.subject, d.text);
     } else if (sa.snapshot || sb.snapshot) add('snapshot', 'snapshot', `snapshot: only ${sa.snapshot ? la : lb} took one`);
+    if (sa.census && sb.census) {
+      const touched = new Set<Normalisation>();
+      const ca = normaliseCensus(sa.census, baseA, touched);
+      const cb = normaliseCensus(sb.census, baseB, touched);
+      for (const n of touched) count(n);
+      for (const d of diffCensus(ca, cb, la, lb)) add('census', d.subject, d.text);
+    } else if (sa.census || sb.census) add('census', 'census', `census: only ${sa.census ? la : lb} took one`);
   }
 
   const differences: Difference[] = [];

@@ -10,11 +10,11 @@
  *     kernels: [6.1, 6.12, latest]
  *     scenario: unplug-rejected*          # optional, * is a wildcard
  *     step: 5                             # optional
- *     kind: snapshot                      # optional: meta, result, trace, snapshot, expect
+ *     kind: snapshot                      # optional: meta, result, trace, snapshot, census, expect
  *     match: 'memory3[2-9]/valid_zones'   # optional regular expression on the printed difference
  * ```
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { LATEST } from '../kernel/profile.js';
@@ -22,7 +22,7 @@ import { ScenarioError } from './errors.js';
 import { parseDocument, zodIssues, type ScenarioFormat } from './schema.js';
 
 /** What part of an observation a difference is in. */
-export type DifferenceKind = 'meta' | 'result' | 'trace' | 'snapshot' | 'expect';
+export type DifferenceKind = 'meta' | 'result' | 'trace' | 'snapshot' | 'census' | 'expect';
 
 /** One documented divergence. */
 export interface DivergenceException {
@@ -42,7 +42,7 @@ export interface DivergenceException {
   readonly match?: string;
 }
 
-const KINDS = ['meta', 'result', 'trace', 'snapshot', 'expect'] as const satisfies readonly DifferenceKind[];
+const KINDS = ['meta', 'result', 'trace', 'snapshot', 'census', 'expect'] as const satisfies readonly DifferenceKind[];
 
 const exceptionSchema = z.strictObject({
   name: z.string({ error: 'expected a name' }).min(1, 'expected a name'),
@@ -89,6 +89,29 @@ export async function loadExceptions(file: string): Promise<DivergenceException[
   const text = await readFile(file, 'utf8');
   const format: ScenarioFormat = path.extname(file).toLowerCase() === '.json' ? 'json' : 'yaml';
   return validateExceptions(parseDocument(text, format, file), file);
+}
+
+/**
+ * Read exceptions from files and directories (a directory: every `.yaml`, `.yml` and `.json` in it, by
+ * name). Names must be unique across all of them.
+ */
+export async function loadExceptionsFrom(paths: readonly string[]): Promise<DivergenceException[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    if ((await stat(p)).isDirectory()) files.push(...(await readdir(p)).filter((f) => /\.(ya?ml|json)$/i.test(f)).sort().map((f) => path.join(p, f)));
+    else files.push(p);
+  }
+  const out: DivergenceException[] = [];
+  const from = new Map<string, string>();
+  for (const f of files) {
+    for (const [i, e] of (await loadExceptions(f)).entries()) {
+      const other = from.get(e.name);
+      if (other !== undefined) throw new ScenarioError(f, [{ path: `exceptions[${i}].name`, message: `duplicate name '${e.name}' (also in ${other})` }]);
+      from.set(e.name, f);
+      out.push(e);
+    }
+  }
+  return out;
 }
 
 const glob = (pattern: string): RegExp => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);

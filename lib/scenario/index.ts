@@ -36,7 +36,9 @@ export {
   type PinStep,
   type UnpinStep,
   type SnapshotStep,
+  type CensusStep,
 } from './schema.js';
+export { takeCensus, CENSUS_ROOTS, entryText, resolveLink, type Census } from './census.js';
 export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, FileError, RamSnapshot, ZoneSnapshot, MemmapEntrySnapshot, TargetKind } from './observation.js';
 export {
   takeSnapshot,
@@ -69,7 +71,7 @@ export {
 } from './run.js';
 export { runOnGuest, guestBootOptions, type GuestRunOptions } from './guest.js';
 export { NORMALISATIONS, normalisationApplies, type Normalisation, type NormalisationScope } from './normalise.js';
-export { loadExceptions, validateExceptions, exceptionMatches, type DivergenceException, type DifferenceKind, type ExceptionSubject } from './exceptions.js';
+export { loadExceptions, loadExceptionsFrom, validateExceptions, exceptionMatches, type DivergenceException, type DifferenceKind, type ExceptionSubject } from './exceptions.js';
 export { diffObservations, formatDiff, formatRecord, formatSteps, recordKey, resultText, type Difference, type DiffReport, type DiffOptions, type ExceptedDifference } from './diff.js';
 export { toJUnit, xmlEscape, type ConformanceCase } from './junit.js';
 export { runOnSimulator, runOnMachine, createSimMachine, simMachineOptions, simHandlers, type SimRunOptions } from './sim.js';

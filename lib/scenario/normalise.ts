@@ -39,6 +39,8 @@ export interface Normalisation {
    * itself when it does not apply.
    */
   readonly snapshotEntry?: (path: string, value: string, baseline: ReadonlyMap<string, string> | undefined) => string;
+  /** Rewrite one line of a census (lib/scenario/census.ts): path → line. Return the line itself when it does not apply. */
+  readonly censusEntry?: (path: string, line: string) => string;
 }
 
 /** `value` as its signed change from `base` ('+262144', '-8 kB'), when both are a count with the same unit. */
@@ -105,6 +107,16 @@ export const NORMALISATIONS: readonly Normalisation[] = [
       const present = base.get(zoneinfoKey(k.node, k.zone, 'present'));
       return present !== undefined && present !== '0' ? (change(v, base.get(p)) ?? v) : v;
     },
+  },
+  {
+    name: 'live-counters',
+    reason:
+      "a node's meminfo, numastat and vmstat are the running kernel's allocation counters, which the simulator does " +
+      'not keep; the census compares their type and mode, and the hotplug counters they hold are compared where they ' +
+      'are exact: /proc/zoneinfo spanned, present, managed and start_pfn, and MemTotal',
+    kernels: 'all',
+    scope: 'always',
+    censusEntry: (p, line) => (/^\/sys\/devices\/system\/node\/node\d+\/(meminfo|numastat|vmstat)$/.test(p) ? line.replace(/^(file \d+) .*$/s, '$1 <live counters>') : line),
   },
   {
     name: 'not-applicable-steps',

@@ -122,6 +122,8 @@ export interface StepObservation {
   readonly trace: readonly TraceRecord[];
   /** For a `snapshot` step. */
   readonly snapshot?: Snapshot;
+  /** For a `census` step: path (or /proc key) → its line (lib/scenario/census.ts). */
+  readonly census?: Readonly<Record<string, string>>;
   /** Wall-clock milliseconds the step took (host clock). */
   readonly ms: number;
 }

@@ -11,6 +11,7 @@ import type { HotplugTarget } from '../kernel/target.js';
 import { ScenarioRunError, isKernelError } from './errors.js';
 import type { Observation, Snapshot, StepObservation, StepResult, TargetKind } from './observation.js';
 import { stepText, type InjectAction, type Scenario, type Step, type StepOp } from './schema.js';
+import { takeCensus, type Census } from './census.js';
 import { takeSnapshot, type Snapshotter } from './snapshot.js';
 
 /** The debugfs directory of the memory notifier error-injection module. */
@@ -26,6 +27,8 @@ export interface StepOutcome {
   value?: string;
   /** The snapshot a `snapshot` step took. */
   snapshot?: Snapshot;
+  /** The census a `census` step took. */
+  census?: Census;
   /** Set when the step cannot run on this target (e.g. `alloc` on a guest): why. */
   notApplicable?: string;
 }
@@ -124,6 +127,7 @@ export const DEFAULT_HANDLERS: Required<StepHandlers> = {
   unpin: async () => ({ notApplicable: "unpin drives the simulator's page allocator; a guest has no equivalent" }),
   sh: async () => ({ notApplicable: 'sh runs a script in a guest; the simulator has no shell' }),
   snapshot: async (s, ctx) => ({ snapshot: await ctx.snapshot(s.name) }),
+  census: async (_s, { target }) => ({ census: await takeCensus(target.sysfs) }),
 };
 
 /** Whether the result meets the step's `expect` (and a read's `value`); what was wrong if not. */
@@ -172,10 +176,12 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
     const s0 = performance.now();
     let result: StepResult;
     let snap: Snapshot | undefined;
+    let census: Census | undefined;
     try {
       const handler = handlers[step.op] as StepHandler;
       const out = (await handler(step, ctx)) ?? {};
       snap = out.snapshot;
+      census = out.census;
       result = out.notApplicable !== undefined ? { status: 'n/a', reason: out.notApplicable } : { status: 'ok', ...(out.value !== undefined ? { value: out.value } : {}) };
     } catch (e) {
       if (!isKernelError(e)) {
@@ -193,6 +199,7 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
       ...(unmet !== undefined ? { unmet } : {}),
       trace: target.trace.events().slice(traceStart),
       ...(snap ? { snapshot: snap } : {}),
+      ...(census ? { census } : {}),
       ms,
     };
     steps.push(so);

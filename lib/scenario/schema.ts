@@ -227,6 +227,18 @@ export interface SnapshotStep {
   name?: string;
 }
 
+/**
+ * `census`: every file, directory and link under the hotplug trees (memory and node devices, the
+ * memory bus, firmware memmap, ACPI hotplug, the ACPI devices memory blocks link to, the
+ * memory_hotplug parameters, the error-injection debugfs) with type, mode, link target and value,
+ * and the hotplug lines of /proc (lib/scenario/census.ts).
+ */
+export interface CensusStep {
+  op: 'census';
+  /** A label for the census. */
+  name?: string;
+}
+
 /** One step of a scenario, discriminated by `op` (the key it was written under). */
 export type Step =
   | PlugStep
@@ -242,7 +254,8 @@ export type Step =
   | PinStep
   | UnpinStep
   | ShStep
-  | SnapshotStep;
+  | SnapshotStep
+  | CensusStep;
 
 /** The name of a step operation. */
 export type StepOp = Step['op'];
@@ -413,6 +426,7 @@ const STEP_SCHEMAS = {
   unpin: args('unpin', { id: allocId, expect: expectSchema.optional() }, 'id'),
   sh: args('sh', { script: z.string({ error: 'expected a shell script' }).min(1, 'expected a shell script'), expect: expectSchema.optional() }, 'script'),
   snapshot: args('snapshot', { name: z.preprocess(numberAsText, z.string()).optional() }, 'name'),
+  census: args('census', { name: z.preprocess(numberAsText, z.string()).optional() }, 'name'),
 } as const;
 
 /** The step operations, in the order the format documents them. */
@@ -426,7 +440,7 @@ void _shapes;
 const stepShape = Object.fromEntries(STEP_OPS.map((op) => [op, STEP_SCHEMAS[op].optional()])) as { [K in StepOp]: z.ZodOptional<(typeof STEP_SCHEMAS)[K]> };
 
 const stepSchema = z.preprocess(
-  // A bare word is a step without arguments: `- snapshot`, `- uninject`.
+  // A bare word is a step without arguments: `- snapshot`, `- census`, `- uninject`.
   (v) => (typeof v === 'string' ? { [v]: null } : isObject(v) && Object.keys(v).length === 0 ? undefined : v),
   z
     .strictObject(stepShape, {
@@ -583,6 +597,7 @@ export function stepText(s: Step): string {
       return `sh ${JSON.stringify(line.length > 60 ? `${line.slice(0, 57)}...` : line)}${exp}`;
     }
     case 'snapshot':
-      return `snapshot${s.name ? ` ${s.name}` : ''}`;
+    case 'census':
+      return `${s.op}${s.name ? ` ${s.name}` : ''}`;
   }
 }

@@ -30,10 +30,10 @@ export interface SimRunOptions extends Omit<RunOptions, 'kind' | 'release'> {
 
 /**
  * The `Machine.create` options for a machine description: the same fields `guestBootOptions`
- * gives QEMU (guest.ts), so both sides boot the same machine. (vCPUs are not modelled: the simulator has no CPUs.)
+ * gives QEMU (guest.ts), so both sides boot the same machine (vCPUs only show in the node devices' files).
  */
 export function simMachineOptions(m: MachineDescription, kernel: ScenarioKernel): MachineOptions {
-  return { kernel, memory: m.memory, nodes: m.nodes, slots: m.slots, maxMemory: m.maxMemory, cmdline: kernelCmdline(m.cmdline) };
+  return { kernel, memory: m.memory, nodes: m.nodes, slots: m.slots, maxMemory: m.maxMemory, cmdline: kernelCmdline(m.cmdline), ...(m.cpus !== undefined ? { cpus: m.cpus } : {}) };
 }
 
 /** The kernel a run uses: the one asked for, else the scenario's first. */

@@ -84,13 +84,17 @@ export async function takeSnapshot(sysfs: SysfsAccess, name?: string): Promise<S
   };
 }
 
-async function takeRamSnapshot(sysfs: SysfsAccess): Promise<RamSnapshot> {
+/**
+ * The /proc part of a snapshot and (unless `memmap: false`) the firmware memory map, through
+ * `sysfs.list` and `sysfs.read`.
+ */
+export async function takeRamSnapshot(sysfs: SysfsAccess, opts: { memmap?: boolean } = {}): Promise<RamSnapshot> {
   const zoneinfo = await readValue(sysfs, ZONEINFO);
   const meminfo = await readValue(sysfs, MEMINFO);
   const iomem = await readValue(sysfs, IOMEM);
   let entries: string[];
   try {
-    entries = numbered(await sysfs.list(MEMMAP_ROOT), '');
+    entries = opts.memmap === false ? [] : numbered(await sysfs.list(MEMMAP_ROOT), '');
   } catch (e) {
     // No firmware map (CONFIG_FIRMWARE_MEMMAP off): no entries, as the guest script's failed `cd` gives.
     if (!isKernelError(e)) throw e;
@@ -320,16 +324,21 @@ export function flattenSnapshot(s: Snapshot): Map<string, string> {
   m.set(`${NODE_ROOT}/has_memory`, fileValueText(s.node.has_memory));
   m.set(`${NODE_ROOT}/has_normal_memory`, fileValueText(s.node.has_normal_memory));
   for (const [n, mem] of Object.entries(s.node.nodes)) m.set(`${NODE_ROOT}/${n}/memory*`, mem.length ? compactList(mem) : '(none)');
-  if (s.ram) {
-    const { zoneinfo, memTotal, iomem, memmap } = s.ram;
-    m.set(MEMTOTAL_KEY, fileValueText(memTotal));
-    if (isFileError(zoneinfo)) m.set(ZONEINFO, fileValueText(zoneinfo));
-    else
-      for (const [node, zones] of Object.entries(zoneinfo))
-        for (const [zone, z] of Object.entries(zones)) for (const f of ZONE_FIELDS) if (z[f] !== undefined) m.set(zoneinfoKey(node, zone, f), z[f]);
-    if (isFileError(iomem)) m.set(IOMEM, fileValueText(iomem));
-    else for (const [range, res] of Object.entries(iomem)) m.set(`${IOMEM} ${range}`, res);
-    for (const [n, e] of Object.entries(memmap)) for (const a of MEMMAP_ATTRS) m.set(`${MEMMAP_ROOT}/${n}/${a}`, fileValueText(e[a]));
-  }
+  if (s.ram) for (const [k, v] of flattenRam(s.ram)) m.set(k, v);
+  return m;
+}
+
+/** The /proc (and, unless `memmap: false`, firmware memmap) part of {@link flattenSnapshot}. */
+export function flattenRam(ram: RamSnapshot, opts: { memmap?: boolean } = {}): Map<string, string> {
+  const m = new Map<string, string>();
+  const { zoneinfo, memTotal, iomem, memmap } = ram;
+  m.set(MEMTOTAL_KEY, fileValueText(memTotal));
+  if (isFileError(zoneinfo)) m.set(ZONEINFO, fileValueText(zoneinfo));
+  else
+    for (const [node, zones] of Object.entries(zoneinfo))
+      for (const [zone, z] of Object.entries(zones)) for (const f of ZONE_FIELDS) if (z[f] !== undefined) m.set(zoneinfoKey(node, zone, f), z[f]);
+  if (isFileError(iomem)) m.set(IOMEM, fileValueText(iomem));
+  else for (const [range, res] of Object.entries(iomem)) m.set(`${IOMEM} ${range}`, res);
+  if (opts.memmap !== false) for (const [n, e] of Object.entries(memmap)) for (const a of MEMMAP_ATTRS) m.set(`${MEMMAP_ROOT}/${n}/${a}`, fileValueText(e[a]));
   return m;
 }

@@ -83,6 +83,12 @@ for (const spec of SPECS) {
       assert.equal(await g.sysfs.read('/tmp/x'), 'two\nlines \u00e9');
       const d = await g.agent.dump(`${MEM}/memory1`);
       assert.deepEqual(d.get(`${MEM}/memory1/state`), { value: 'online\n' });
+      // Exact bytes, exact errnos (memhp-io): a NUL and what follows it reach the kernel, a zero-length
+      // write is one write(2) of zero bytes, and an errno without a strerror text in any table is its number.
+      await g.sysfs.write('/tmp/x', 'a\0b\n');
+      assert.equal(await g.sysfs.read('/tmp/x'), 'a\0b\n');
+      await g.sysfs.write(`${MEM}/auto_online_blocks`, '');
+      await assert.rejects(g.sysfs.write(`${MEM}/block_size_bytes`, '1'), (e: unknown) => e instanceof KernelError && e.code === 'EACCES');
     });
 
     it('plugs 1 GiB on node 1: 8 blocks online in Movable, with the exact notifier sequence', async () => {
@@ -127,6 +133,17 @@ for (const spec of SPECS) {
       }
       assert.ok(recs.some((r) => r.type === 'qmp-event' && r.event === 'ACPI_DEVICE_OST'));
       timings.push(`${spec} plug ${plugMs.toFixed(0)} ms`);
+      // The errno of a veto the agent never heard of is its number (E4000): memhp-io reports numbers.
+      await g.loadModule('notifier-error-inject');
+      await g.loadModule('memory-notifier-error-inject');
+      await assert.rejects(g.loadModule('memory-notifier-error-inject'), (e: unknown) => e instanceof KernelError && e.code === 'EEXIST');
+      const inject = '/sys/kernel/debug/notifier-error-inject/memory/actions/MEM_GOING_OFFLINE/error';
+      await g.sysfs.write(inject, '-4000');
+      await assert.rejects(g.sysfs.write(`${MEM}/memory${blocks.at(-1)!}/state`, 'offline'), (e: unknown) => e instanceof KernelError && e.code === 'E4000');
+      await g.sysfs.write(inject, '0');
+      await g.unloadModule('memory_notifier_error_inject');
+      await assert.rejects(g.unloadModule('memory_notifier_error_inject'), (e: unknown) => e instanceof KernelError && e.code === 'ENOENT');
+      await g.unloadModule('notifier_error_inject');
     });
 
     it('unplugs it: DEVICE_DELETED, blocks gone, the exact offline sequence', async () => {

@@ -105,6 +105,7 @@ describe('mem-on-off-test.sh against the simulator (§7.2)', () => {
       sysfs: {
         read: (p) => m.sysfs.read(p),
         list: (p) => m.sysfs.list(p),
+        walk: (r) => m.sysfs.walk(r),
         write: async (p, v) => {
           if (p.endsWith('/error') && v.startsWith('-')) throw new KernelError('EINVAL', 'simple_attr_write: kstrtoull');
           return m.sysfs.write(p, v);

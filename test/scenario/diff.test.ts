@@ -254,7 +254,7 @@ describe('differ', () => {
       const names = new Set<string>();
       for (const n of NORMALISATIONS) {
         assert.ok(n.name && !names.has(n.name) && n.reason.length > 20 && (n.kernels === 'all' || n.kernels.length > 0), n.name);
-        assert.ok(n.record || n.stream || n.skipStep || n.snapshotEntry, `${n.name} does something`);
+        assert.ok(n.record || n.stream || n.skipStep || n.snapshotEntry || n.censusEntry, `${n.name} does something`);
         names.add(n.name);
       }
     });
@@ -293,7 +293,7 @@ describe('differ', () => {
         [{ exceptions: [{ name: 'x', reason: 'r', kernels: [] }] }, /^exceptions\[0\]\.kernels: expected at least one kernel$/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1', '5.10'] }], /^exceptions\[0\]\.kernels\[1\]: expected a kernel/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1'], match: '(' }], /^exceptions\[0\]\.match: expected a regular expression$/],
-        [[{ name: 'x', reason: 'r', kernels: ['6.1'], kind: 'sysfs' }], /^exceptions\[0\]\.kind: expected one of meta, result, trace, snapshot, expect$/],
+        [[{ name: 'x', reason: 'r', kernels: ['6.1'], kind: 'sysfs' }], /^exceptions\[0\]\.kind: expected one of meta, result, trace, snapshot, census, expect$/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1'] }, { name: 'x', reason: 'r', kernels: ['6.1'] }], /^exceptions\[1\]\.name: duplicate name 'x'$/],
       ];
       for (const [doc, want] of bad) {

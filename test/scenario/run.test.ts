@@ -40,6 +40,8 @@ class RecordingTarget implements HotplugTarget {
       if (names.size === 0) throw new KernelError('ENOENT', `${p}: cannot list`);
       return [...names].sort();
     },
+    // Files only (directories are implied): enough for the runner, which only passes walks through.
+    walk: async (roots) => [...this.files].filter(([f]) => roots.some((r) => f.startsWith(`${r}/`))).sort().map(([path, value]) => ({ path, type: 'file' as const, mode: 0o644, value })),
   };
   constructor() {
     const mem = '/sys/devices/system/memory';

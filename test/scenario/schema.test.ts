@@ -133,7 +133,7 @@ ${STEPS3}`);
         `${STEPS3}  - plug: {id: d1, size: lots}\n`,
         /^steps\[3\]\.plug\.size: expected a size: a byte count or a string such as '256M' or '1G'$/,
       ],
-      ['an unknown step', `steps:\n  - plgu: {id: d1, size: 1G}\n`, /^steps\[0\]\.plgu: unknown step 'plgu' \(expected one of: plug, unplug, write, read, inject, uninject, insmod, rmmod, alloc, free, pin, unpin, sh, snapshot\)$/],
+      ['an unknown step', `steps:\n  - plgu: {id: d1, size: 1G}\n`, /^steps\[0\]\.plgu: unknown step 'plgu' \(expected one of: plug, unplug, write, read, inject, uninject, insmod, rmmod, alloc, free, pin, unpin, sh, snapshot, census\)$/],
       ['an unknown field of a step', `steps:\n  - plug: {id: d1, size: 1G, nod: 1}\n`, /^steps\[0\]\.plug\.nod: unknown field 'nod' of plug \(expected: id, size, node, expect\)$/],
       ['a missing field', `steps:\n  - plug: {id: d1}\n`, /^steps\[0\]\.plug\.size: expected a size/],
       ['a misspelt errno', `${STEPS3}  - write: {path: /sys/x, value: '1', expect: EBUZY}\n`, /^steps\[3\]\.write\.expect: expected 'ok' or an errno name such as EBUSY/],

@@ -120,6 +120,7 @@ describe('snapshots of /proc and the firmware memory map', () => {
           reads.push(p);
           throw new KernelError(p.endsWith('meminfo') ? 'EACCES' : 'EIO', `${p}: cannot read`);
         },
+        walk: async () => [],
         write: async () => {},
         list: async () => [],
       },
