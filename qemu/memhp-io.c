@@ -14,7 +14,7 @@
  *                                   value is one write(2) of zero bytes; a short write is continued with
  *                                   the rest, as echo(1) does
  *   memhp-io insmod FILE [B64ARGS]  finit_module(2) with the decoded parameter string
- *   memhp-io rmmod NAME             delete_module(2) with O_NONBLOCK, as rmmod(8) does
+ *   memhp-io rmmod NAME             delete_module(2) with O_NONBLOCK, dashes read as underscores, as rmmod(8) does
  *   memhp-io census ROOT...         every entry under each root, links not followed: one line each,
  *                                   PATH TAB TYPE TAB MODE TAB VALUE, TYPE d/f/l/o, MODE octal permission
  *                                   bits, VALUE the link target, =B64 of a file's bytes, or !ERRNO
@@ -156,7 +156,12 @@ static int cmd_insmod(const char *file, char *b64) {
 }
 
 static int cmd_rmmod(const char *name) {
-	if (syscall(SYS_delete_module, name, O_NONBLOCK) < 0) return err(errno, "delete_module", name);
+	/* Module names are kept with underscores; rmmod(8) turns dashes into them. */
+	char mod[256];
+	snprintf(mod, sizeof mod, "%s", name);
+	for (char *c = mod; *c; c++)
+		if (*c == '-') *c = '_';
+	if (syscall(SYS_delete_module, mod, O_NONBLOCK) < 0) return err(errno, "delete_module", name);
 	puts("ok");
 	return 0;
 }

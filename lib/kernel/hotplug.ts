@@ -459,10 +459,13 @@ export async function addMemory(ctx: HotplugContext, nid: number, start: number,
   } finally {
     ctx.locks.memHotplugDone();
   }
+  // walk_memory_blocks(…, online_memory_block): the walk ends at the first block that fails to go
+  // online (add_memory_resource ignores the error), so the blocks after it are not even tried: they
+  // stay offline, with no notifier call (seen on 6.1, 6.12 and 7.2 guests with GOING_ONLINE vetoed).
   if (ctx.params.autoOnline !== 'offline') {
     for (const mem of created) {
       mem.onlineType = ctx.params.autoOnline;
-      await deviceOnline(ctx, mem).catch(() => 0); // the kernel ignores failures: the block stays offline
+      if ((await deviceOnline(ctx, mem).catch(() => -1)) !== 0) break;
     }
   }
   return created;

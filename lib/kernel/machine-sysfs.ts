@@ -230,7 +230,7 @@ function nodeRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir {
     online: ro(() => nodeList(m.nodes.online)),
     has_memory: ro(() => nodeList(m.nodes.memory)),
     has_normal_memory: ro(() => nodeList(m.nodes.normal)),
-    has_cpu: ro(() => nodeList(all())),
+    has_cpu: ro(() => nodeList(all().filter((n) => m.cpusOfNode(n).length > 0))),
     // N_GENERIC_INITIATOR: QEMU's pc machine describes no generic initiators, so the list is empty.
     has_generic_initiator: ro(() => '\n'),
     uevent: rootUevent(),

@@ -292,9 +292,21 @@ export class Machine implements HotplugTarget, HotplugContext {
     return this.layout.blockSize;
   }
 
-  /** @internal BlockActions: memory_block_online. */
-  memoryBlockOnline(mem: MemoryBlock): Promise<void> {
-    return memoryBlockOnline(this, mem);
+  /**
+   * @internal BlockActions: memory_block_online, then what the rest of the kernel does at once with a
+   * node's first ZONE_NORMAL memory: a node-local GFP_KERNEL allocation (a page table, seen with
+   * dump_page on guests) comes from the highest zone with free pages, which is now this block; so the
+   * block holds an unmovable page and cannot be offlined again (EBUSY), while later Normal blocks of the
+   * node can (their pages go to the tail of the free lists). Seen alike on 6.1, 6.12 and 7.2 guests, on
+   * node 0 of a 512 MiB machine and on a hot-added node with a vCPU.
+   */
+  async memoryBlockOnline(mem: MemoryBlock): Promise<void> {
+    const firstNormal = (this.physmem.zoneInfo(mem.nid, 'Normal')?.managed ?? 0) === 0;
+    await memoryBlockOnline(this, mem);
+    if (!firstNormal || mem.zone !== 'Normal' || this.cpusOfNode(mem.nid).length === 0) return;
+    const pfns = this.physmem.alloc({ count: 1, order: 0, kind: 'unmovable', nid: mem.nid, thisNode: true, highestZone: 'Normal' });
+    const inBlock = pfns.length === 1 && Math.floor(pfns[0]! / this.blockPages) === mem.id;
+    if (!inBlock && pfns.length) this.physmem.free(pfns);
   }
 
   /** @internal BlockActions: memory_block_offline. */

@@ -424,6 +424,10 @@ export function formatDiff(r: DiffReport): string {
     (r.excepted.length ? `, ${r.excepted.length} excepted` : '') +
     (norm.length ? ` (normalised: ${norm.join(', ')})` : '');
   const lines = [head, ...grouped(r.differences.map((d) => ({ d })))];
-  if (r.excepted.length) lines.push('excepted:', ...grouped(r.excepted.map(({ difference: d, exception: e }) => ({ d, suffix: `  [${e.name}: ${e.reason}]` }))).map((l) => `  ${l}`));
+  if (r.excepted.length) {
+    // Each difference names its exception; each exception's reason is printed once, after them.
+    lines.push('excepted:', ...grouped(r.excepted.map(({ difference: d, exception: e }) => ({ d, suffix: `  [${e.name}]` }))).map((l) => `  ${l}`));
+    for (const e of new Set(r.excepted.map((x) => x.exception))) lines.push(`  [${e.name}] ${e.reason}`);
+  }
   return lines.join('\n');
 }

@@ -1,8 +1,10 @@
 /**
  * The main-job demo (`npm start`): a simulation on the built-in default machine, no QEMU needed.
  *
- * The default machine is QEMU's pc with `-m 4G,slots=8,maxmem=8G` and two NUMA nodes (all boot RAM on
- * node 0, node 1 memoryless), running the newest kernel profile. A 1 GiB DIMM is hot-added on node 1,
+ * The default machine is QEMU's pc with `-m 4G,slots=8,maxmem=8G`, one vCPU and two NUMA nodes (all boot
+ * RAM and the vCPU on node 0, node 1 a memory-only node, as CXL memory shows up), running the newest
+ * kernel profile. (With a vCPU on node 1 the second eject would fail too: the refused eject re-onlines
+ * the blocks Normal, and a node-local kernel allocation at once takes a page of that first Normal memory.) A 1 GiB DIMM is hot-added on node 1,
  * its blocks onlined Movable through sysfs (as a udev rule would), a workload pins one page, the first
  * eject fails (the guest reports _OST 0x82 and keeps the DIMM), the page is unpinned and the second
  * eject succeeds. Every notifier event, uevent and QMP event is printed as it happens, with lsmem and
@@ -45,7 +47,7 @@ function zoneLines(m: Machine): string[] {
 
 /** Run the demo, printing through `print`. Resolves to the machine for inspection. */
 export async function runDemo(print: Printer = console.log): Promise<Machine> {
-  const m = await Machine.create({ kernel: 'latest', memory: '4G', nodes: 2, maxMemory: '8G', slots: 8, autoOnline: 'offline' });
+  const m = await Machine.create({ kernel: 'latest', memory: '4G', nodes: 2, cpus: 1, maxMemory: '8G', slots: 8, autoOnline: 'offline' });
   let seen = 0;
   const flush = () => {
     for (const r of m.trace.events().slice(seen)) print(`  ${formatRecord(r)}`);
@@ -63,7 +65,7 @@ export async function runDemo(print: Printer = console.log): Promise<Machine> {
   // A driver-style notifier, as a kernel module would register one.
   m.memoryNotifier.register((action, arg) => (void [action, arg], NOTIFY_OK), 0);
 
-  print(`memhp demo: kernel ${m.kernel.name} (Debian ${m.kernel.release}) on QEMU pc -m 4G,slots=8,maxmem=8G, 2 nodes; block size ${m.blockSize / 2 ** 20} MiB`);
+  print(`memhp demo: kernel ${m.kernel.name} (Debian ${m.kernel.release}) on QEMU pc -m 4G,slots=8,maxmem=8G -smp 1, 2 nodes (node 1 memory-only); block size ${m.blockSize / 2 ** 20} MiB`);
   await show('boot');
 
   print('');
