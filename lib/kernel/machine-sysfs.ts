@@ -114,14 +114,11 @@ function memoryRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir
     const s = section(pfn);
     if (!s.present) throw new KernelError(m.kernel.memoryFailureOutsideErrno, `${hexPfn(pfn)}: no memmap`);
     if (!s.online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
-    // action_result counts each handled failure on the page's node (memory_failure_stats, 6.8+).
-    const stats = mf(m.blocks.get(Math.floor(pfn / m.blockPages))!.nid);
-    if (m.physmem.pageState(pfn).state === 'hwpoison') {
-      stats.total++;
-      stats.failed++;
-      throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
-    }
+    // A page already poisoned is refused before any action_result, so it is not counted (6.12, 7.2
+    // guests); a handled free page counts as recovered on its node (memory_failure_stats, 6.8+).
+    if (m.physmem.pageState(pfn).state === 'hwpoison') throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
     m.hwpoison(pfn);
+    const stats = mf(m.blocks.get(Math.floor(pfn / m.blockPages))!.nid);
     stats.total++;
     stats.recovered++;
   };

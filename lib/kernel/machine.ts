@@ -17,6 +17,7 @@ import { deviceOffline, deviceOnline, MemoryBlock, onlineTypeFromStr, type Memor
 import { memoryNotifierChain, nodeNotifierChain, type NotifierChain } from './notifier.js';
 import { getProfile, kstrtobool, parseMemmapOnMemory, type KernelProfile, type KernelSpec, type MemmapOnMemory, type MemoryNotify, type NodeNotify, type OnlineType } from './profile.js';
 import { buildSysfs } from './machine-sysfs.js';
+import { acpiSlotName } from './device-sysfs.js';
 import { StaticDir, type Sysfs } from './sysfs.js';
 import type { DimmSpec, HotplugTarget } from './target.js';
 import { runTask } from './task.js';
@@ -476,7 +477,7 @@ export class Machine implements HotplugTarget, HotplugContext {
         const group: MemoryGroup = { id: this.#nextGroup++, nid: node, maxPages: size / 4096, presentKernelPages: 0, presentMovablePages: 0 };
         // 6.1's driver asks only when mhp_supports_memmap_on_memory(size) holds: one block, parameter on.
         const hint = this.kernel.memmapOnMemoryAdd === 'per-block' || (size === this.blockSize && memmapOnMemoryPages(this) > 0);
-        const pnp = `PNP0C80:${slot.toString(16).padStart(2, '0')}`;
+        const pnp = acpiSlotName(slot);
         try {
           await addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
         } catch (e) {
@@ -531,7 +532,14 @@ export class Machine implements HotplugTarget, HotplugContext {
     await this.task('kworker/u8:0-kacpi_hotplug', async () => {
       await this.locks.lockDeviceHotplug('acpi_device_hotplug');
       try {
-        // acpi_generic_hotplug_event: "eject in progress" is reported for the eject request itself.
+        // acpi_generic_hotplug_event: with the memory handler's hotplug disabled (/sys/firmware/acpi/
+        // hotplug/memory/enabled = 0) an eject is refused at once, -EPERM → _OST 0x80 (not supported).
+        if (!this.acpiHotplugEnabled.memory) {
+          this.dmesg.push(`acpi ${acpiSlotName(dimm.slot)}: Eject disabled`);
+          ost(0x80);
+          throw new KernelError('EPERM', `${id}: guest refused the unplug: memory hotplug is disabled (/sys/firmware/acpi/hotplug/memory/enabled)`, { ostStatus: 0x80 });
+        }
+        // "Eject in progress" is reported for the eject request itself.
         ost(0x84, true, ACPI_NOTIFY_EJECT_REQUEST);
         const blocks = dimm.group ? blocksOf(this, dimm.addr, dimm.size) : [];
         // acpi_scan_try_to_offline: pass 1 over every block, pass 2 over the failures.

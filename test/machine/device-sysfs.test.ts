@@ -74,14 +74,14 @@ describe('driver-core and ACPI files', () => {
     assert.equal(cpumask([0, 33], 40), '02,00000001\n', 'the leading 32-bit group as wide as its bits need');
   });
 
-  it('hard_offline_page counts per node in memory_failure/ (recovered, then failed for a page already poisoned)', async () => {
+  it('hard_offline_page counts per node in memory_failure/ (recovered; a page already poisoned is not counted)', async () => {
     const m = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 2, cmdline: ['memhp_default_state=online_movable'] });
     await m.plugDimm({ id: 'd1', size: '128M', node: 1 });
     const addr = '0x100001000';
     await m.sysfs.write(`${M}/hard_offline_page`, addr);
     assert.equal(await code(m.sysfs.write(`${M}/hard_offline_page`, addr)), 'EHWPOISON');
     const F = `${N}/node1/memory_failure`;
-    assert.deepEqual(await Promise.all(['total', 'recovered', 'failed', 'ignored', 'delayed'].map((f) => m.sysfs.read(`${F}/${f}`))), ['2\n', '1\n', '1\n', '0\n', '0\n']);
+    assert.deepEqual(await Promise.all(['total', 'recovered', 'failed', 'ignored', 'delayed'].map((f) => m.sysfs.read(`${F}/${f}`))), ['1\n', '1\n', '0\n', '0\n', '0\n']);
     assert.equal(await m.sysfs.read(`${N}/node0/memory_failure/total`), '0\n');
     await m.close();
   });
