@@ -158,6 +158,25 @@ describe('QMP against a hostile peer (raw bytes on a unix socket)', function () 
   });
 
   describe('the memhp qmp CLI', () => {
+    it('row 7: --timeout bounds every QMP command, against a peer that negotiates and then never answers', async () => {
+      peer = await HostilePeer.start(() => undefined);
+      const r = await cli(peer.path, '--json', '--timeout', '2000', 'plug', '--size', '128M');
+      assert.equal(r.code, EXIT.FAILURE);
+      assert.match(r.err, /query-memory-devices: no answer within 2000 ms/);
+      assert.equal((JSON.parse(r.out) as { error: { name: string } }[])[0]?.error.name, 'QmpTimeoutError');
+      const l = await cli(peer.path, '--timeout', '500', 'list');
+      assert.equal(l.code, EXIT.FAILURE);
+      assert.match(l.err, /no answer within 500 ms/);
+      await peer.stop();
+      // A peer that greets and never answers qmp_capabilities: the connection is bounded alike.
+      peer = await HostilePeer.start(() => undefined, { negotiate: false });
+      const n = await cli(peer.path, '--timeout', '1000', 'list');
+      assert.equal(n.code, EXIT.FAILURE);
+      // connect() hands the greeting and negotiation what is left of its deadline: 1000 ms or a little less.
+      const ms = Number(/qmp_capabilities: no answer within (\d+) ms/.exec(n.err)?.[1]);
+      assert.ok(ms > 0 && ms <= 1000, n.err);
+    });
+
     it('row 1: a 600 MB reply fails the command with exit 1, not the process', async () => {
       peer = await HostilePeer.start((cmd, conn) => hugeLine(cmd, conn, 600 * MiB));
       const r = await cli(peer.path, 'list');

@@ -78,8 +78,11 @@ export class HostilePeer {
     private readonly server: net.Server,
   ) {}
 
-  /** Listen; every connection is greeted, negotiated, then handed to `script` command by command. */
-  static async start(script: PeerScript, opts: { capabilities?: string[] } = {}): Promise<HostilePeer> {
+  /**
+   * Listen; every connection is greeted, negotiated (unless `negotiate` is false: then `qmp_capabilities`
+   * goes to the script too), then handed to `script` command by command.
+   */
+  static async start(script: PeerScript, opts: { capabilities?: string[]; negotiate?: boolean } = {}): Promise<HostilePeer> {
     const dir = await mkdtemp(path.join(tmpdir(), 'memhp-hostile-'));
     const file = path.join(dir, 'qmp.sock');
     const server = net.createServer();
@@ -95,7 +98,7 @@ export class HostilePeer {
       const run = (async () => {
         for await (const line of lines) {
           const cmd = JSON.parse(line) as WireCommand;
-          if (cmd.execute === 'qmp_capabilities') conn.reply(cmd.id);
+          if (cmd.execute === 'qmp_capabilities' && opts.negotiate !== false) conn.reply(cmd.id);
           else await script(cmd, conn);
         }
       })().catch(() => undefined);
