@@ -865,17 +865,20 @@ static uint64_t pfnArg(double d, const char* what) {
   return uint64_t(d);
 }
 
-void PhysMem::freeBlocks(const double* pfns, size_t n) {
+// Each caller array is read exactly once, into the validated vector the second pass works on: a value
+// that changed between the passes (shared memory) could otherwise reach the page state unchecked.
+void PhysMem::freeBlocks(const double* arg, size_t n) {
   // Validate everything first so a bad pfn frees nothing.
+  std::vector<uint64_t> pfns(n);
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfnArg(pfns[i], "free");
+    uint64_t pfn = pfns[i] = pfnArg(arg[i], "free");
     if (!sec(pfn)) einval("free: pfn " + hex(pfn) + " is not present", int64_t(pfn));
     uint8_t c = codeAt(pfn);
     if (!isAllocCode(c)) einval("free: pfn " + hex(pfn) + " is not an allocated block (double free?)", int64_t(pfn));
   }
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = uint64_t(pfns[i]);
-    if (freeWholeBlock(pfns + i, n - i)) {
+    uint64_t pfn = pfns[i];
+    if (freeWholeBlock(&pfns[i], n - i)) {
       i += MAX_ORDER_PAGES - 1;
       continue;
     }
@@ -892,9 +895,9 @@ void PhysMem::freeBlocks(const double* pfns, size_t n) {
 
 // Freeing all single pages of an aligned max-order block ends, whatever the order of the frees, in one
 // free max-order block (merging is confluent and stops at MAX_ORDER), provided both pageblocks agree.
-bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
-  uint64_t head = uint64_t(pfns[0]);
-  if (n < MAX_ORDER_PAGES || (head & (MAX_ORDER_PAGES - 1)) || double(head + MAX_ORDER_PAGES - 1) != pfns[MAX_ORDER_PAGES - 1]) return false;
+bool PhysMem::freeWholeBlock(const uint64_t* pfns, size_t n) {
+  uint64_t head = pfns[0];
+  if (n < MAX_ORDER_PAGES || (head & (MAX_ORDER_PAGES - 1)) || head + MAX_ORDER_PAGES - 1 != pfns[MAX_ORDER_PAGES - 1]) return false;
   Section& s = *sec(head);
   if (!s.pages) return false;
   uint8_t c = get(s, head);
@@ -902,7 +905,7 @@ bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
   int pb = int((head & (SECTION_PAGES - 1)) >> PB_ORDER);
   if (s.pbFlags[pb] != s.pbFlags[pb + 1] || s.pbZone[pb] != s.pbZone[pb + 1]) return false;
   for (size_t i = 1; i < MAX_ORDER_PAGES; i++)
-    if (pfns[i] != double(head + i)) return false;
+    if (pfns[i] != head + i) return false;
   const uint8_t pair = uint8_t(c | (c << 4));
   const uint8_t* bytes = &s.pages[(head & (SECTION_PAGES - 1)) >> 1];
   for (size_t i = 0; i < MAX_ORDER_PAGES / 2; i++)
@@ -916,18 +919,18 @@ bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
   return true;
 }
 
-void PhysMem::setPinned(const double* pfns, size_t n, bool pinned) {
+void PhysMem::setPinned(const double* arg, size_t n, bool pinned) {
   const char* what = pinned ? "pin" : "unpin";
   int from = pinned ? K_MOVABLE : K_PINNED, to = pinned ? K_PINNED : K_MOVABLE;
+  std::vector<uint64_t> pfns(n);  // read once, as in freeBlocks
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfnArg(pfns[i], what);
+    uint64_t pfn = pfns[i] = pfnArg(arg[i], what);
     if (!sec(pfn)) einval(std::string(what) + ": pfn " + hex(pfn) + " is not present", int64_t(pfn));
     uint8_t c = codeAt(pfn);
     if (!isAllocCode(c) || kindOf(c) != from)
       einval(std::string(what) + ": pfn " + hex(pfn) + (pinned ? " is not a movable allocation" : " is not pinned"), int64_t(pfn));
   }
-  for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = uint64_t(pfns[i]);
+  for (uint64_t pfn : pfns) {
     uint8_t c = codeAt(pfn);
     if (kindOf(c) != from) continue;  // listed twice
     int order = orderAt(pfn);

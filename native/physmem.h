@@ -156,6 +156,7 @@ class PhysMem {
 
   // Workload.
   std::vector<uint64_t> alloc(const AllocRequest& req);
+  // Both read each of the n values once (validate into a private copy, then use the copy).
   void freeBlocks(const double* pfns, size_t n);
   void setPinned(const double* pfns, size_t n, bool pinned);
   void hwpoison(uint64_t pfn);  // memory_failure on a free page: taken off the buddy, marked HWPoison
@@ -234,7 +235,7 @@ class PhysMem {
   bool rmqueue(Zone& z, int order, int mt, uint64_t& pfn);
   bool allocOne(const AllocRequest& req, uint64_t& pfn);
   uint64_t allocWholeBlock(const AllocRequest& req, uint64_t want, std::vector<uint64_t>& out);
-  bool freeWholeBlock(const double* pfns, size_t n);
+  bool freeWholeBlock(const uint64_t* pfns, size_t n);
   bool claimPageblock(Zone& z, uint64_t pfn, int mt);
   void setPageblockType(uint64_t pbStart, int mt);
   void changePageblock(uint64_t pb, uint8_t flags);  // new flags; free blocks headed there change list
