@@ -675,13 +675,28 @@ MigrateResult PhysMem::migrateRange(uint64_t start, uint64_t nr, const std::vect
   return r;
 }
 
+// __offline_isolated_pages trusts offline_pages for its range: pageblock aligned, in one zone
+// (test_pages_in_a_zone), every pageblock isolated and every page free, hwpoisoned or PageOffline
+// (test_pages_isolated), and no free buddy crossing either end (start_isolate_page_range split those
+// in isolate_single_pageblock). A caller of this public entry point gets EINVAL/EBUSY instead.
 uint64_t PhysMem::offlineIsolatedPages(uint64_t start, uint64_t nr) {
   checkRange(start, nr, "offlineIsolatedPages");
   if ((start | nr) & (PB_PAGES - 1)) einval("offlineIsolatedPages: range must be pageblock aligned", int64_t(start));
-  int64_t bad = testPagesIsolated(start, nr);
-  if (bad >= 0) ebusy("offlineIsolatedPages: pfn " + hex(uint64_t(bad)) + " is not isolated and free", bad);
   uint64_t end = start + nr;
   Zone* z = zoneOf(start);
+  for (uint64_t pb = start; pb < end; pb += PB_PAGES)
+    if (zoneOf(pb) != z) einval("offlineIsolatedPages: range spans several zones", int64_t(pb));
+  int64_t bad = testPagesIsolated(start, nr);
+  if (bad >= 0) ebusy("offlineIsolatedPages: pfn " + hex(uint64_t(bad)) + " is not isolated and free", bad);
+  for (uint64_t edge : {start, end - 1}) {
+    uint8_t code;
+    int order;
+    uint64_t head = findHead(edge, code, order);
+    if (head < start || head + (1ull << order) > end)
+      einval("offlineIsolatedPages: the range " + hex(start) + "-" + hex(end) + " splits the free order-" + std::to_string(order) +
+                 " block at " + hex(head) + " (isolate and offline on block boundaries)",
+             int64_t(head));
+  }
   // Sections go offline first, as in the kernel (pfn_to_online_page stops returning them).
   for (uint64_t pfn = start; pfn < end; pfn += SECTION_PAGES)
     if ((pfn & (SECTION_PAGES - 1)) == 0 && end - pfn >= SECTION_PAGES) sec(pfn)->online = false;
