@@ -140,6 +140,7 @@ void PhysMem::addSections(uint64_t start, uint64_t nr, int nid) {
   for (uint64_t i = first; i < last; i++)
     if (i < sections_.size() && sections_[i]) eexist("addSections: section at pfn " + hex(i << SECTION_SHIFT) + " is already present", int64_t(i << SECTION_SHIFT));
   if (sections_.size() < last) sections_.resize(last);
+  sectionNodes_ = std::max(sectionNodes_, nid + 1);
   for (uint64_t i = first; i < last; i++) {
     auto s = std::make_unique<Section>();
     s->nid = uint16_t(nid);

@@ -9,6 +9,7 @@
 // a code), pages 2.. are TAIL. Allocating, freeing, splitting and merging are therefore O(1) writes
 // whatever the order.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -176,12 +177,16 @@ class PhysMem {
   void pageStates(uint64_t start, uint64_t nr, uint8_t* out) const;
   std::vector<std::string> checkInvariants() const;
   uint64_t nativeBytes() const;
-  int nodeCount() const { return int((zones_.size() + NR_ZONES - 1) / NR_ZONES); }
+  // Nodes this machine knows: 1 + the highest node id of any section or zone ever added (node ids, like
+  // the kernel's possible nodes, never go away).
+  int nodeCount() const { return std::max(sectionNodes_, int((zones_.size() + NR_ZONES - 1) / NR_ZONES)); }
+  void checkRange(uint64_t start, uint64_t nr, const char* what) const;  // present sections, or EINVAL
 
  private:
   std::vector<std::unique_ptr<Section>> sections_;
   std::vector<std::unique_ptr<Zone>> zones_;  // index nid*NR_ZONES + zt
   uint64_t materialisedSections_ = 0;
+  int sectionNodes_ = 0;
 
   Section* sec(uint64_t pfn) const {
     uint64_t i = pfn >> SECTION_SHIFT;
@@ -244,7 +249,6 @@ class PhysMem {
   uint64_t findSmallestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;
   uint64_t findBiggestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;
 
-  void checkRange(uint64_t start, uint64_t nr, const char* what) const;
   void shrinkZoneSpan(Zone& z, uint64_t start, uint64_t end);
 };
 

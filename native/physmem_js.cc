@@ -115,6 +115,7 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::PageStates>("pageStates"),
       InstanceMethod<&PhysMemJs::CheckInvariants>("checkInvariants"),
       InstanceMethod<&PhysMemJs::NativeBytes>("nativeBytes"),
+      InstanceMethod<&PhysMemJs::NodeCount>("nodeCount"),
   });
   env.GetInstanceData<AddonData>()->physMemCtor = Napi::Persistent(ctor);
   exports.Set("PhysMem", ctor);
@@ -217,6 +218,8 @@ Napi::Value PhysMemJs::MigrateRange(const Napi::CallbackInfo& info) {
       einval(argName(m, "nodeMask") + " must be a Uint8Array (1 = node allowed)");
     // Copied once, like the pfn arrays: the core reads its own copy only.
     Napi::Uint8Array maskArr = info[2].As<Napi::Uint8Array>();
+    if (maskArr.ElementLength() > size_t(MAX_NUMNODES))
+      fail("E2BIG", 7, argName(m, "nodeMask") + " has " + std::to_string(maskArr.ElementLength()) + " entries, more than MAX_NUMNODES (" + std::to_string(MAX_NUMNODES) + ")");
     std::vector<uint8_t> mask(maskArr.Data(), maskArr.Data() + maskArr.ElementLength());
     MigrateResult r = pm_.migrateRange(start, nr, mask);
     Napi::Env env = info.Env();
@@ -400,6 +403,7 @@ Napi::Value PhysMemJs::PageStates(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     uint64_t start = argPfn(info, 0, "pageStates", "start");
     uint64_t nr = argU64(info, 1, "pageStates", "nr", uint64_t(1) << 30);
+    pm_.checkRange(start, nr, "pageStates");  // before the result is sized by nr
     Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), size_t(nr));
     pm_.pageStates(start, nr, out.Data());
     return out;
@@ -413,6 +417,10 @@ Napi::Value PhysMemJs::CheckInvariants(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < bad.size(); i++) a[uint32_t(i)] = Napi::String::New(info.Env(), bad[i]);
     return a;
   });
+}
+
+Napi::Value PhysMemJs::NodeCount(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), pm_.nodeCount()); });
 }
 
 Napi::Value PhysMemJs::NativeBytes(const Napi::CallbackInfo& info) {

@@ -34,6 +34,7 @@ const VALID: Record<keyof RawPhysMem, unknown[]> = {
   pageStates: [0, 16],
   checkInvariants: [],
   nativeBytes: [],
+  nodeCount: [],
 };
 
 const BAD: unknown[] = [undefined, null, 'x', '12', {}, [], -1, 0.5, NaN, Infinity, -Infinity, 2 ** 60, 1e300, true, 12n, new Float32Array(2), new Uint8Array(2), () => 0, Symbol('s')];

@@ -63,4 +63,53 @@ describe('PhysMem preconditions', () => {
       assert.deepEqual(pm.checkInvariants(), []);
     });
   });
+
+  describe('argument arrays of the typed façade (issue #13 row 11)', () => {
+    const machine = (): PhysMem => {
+      const pm = new PhysMem();
+      pm.addSections(0, S, 0);
+      pm.addSections(S, S, 1);
+      online(pm, 0, S, 0, 'Normal');
+      online(pm, S, S, 1, 'Normal');
+      pm.isolateRange(S, S, 'Movable');
+      return pm;
+    };
+
+    it('migrateRange: target nodes are node ids of this machine, checked before the node mask is sized by them', () => {
+      const pm = machine();
+      assert.equal(pm.nodeCount(), 2);
+      for (const bad of [[2 ** 40], [1e9], [2], [-1], [0.5], [NaN], ['0' as unknown as number]]) {
+        expectErr(() => pm.migrateRange(S, S, bad), 'EINVAL', /target node/);
+      }
+      expectErr(() => pm.migrateRange(S, S, null as unknown as number[]), 'EINVAL', /targetNodes/);
+      expectErr(() => pm.migrateRange(S, S, Array.from({ length: 200_000 }, () => 0)), 'E2BIG', /200000 target nodes/);
+      assert.equal(pm.migrateRange(S, S, [0, 1]).enomem, 0);
+      assert.deepEqual(pm.checkInvariants(), []);
+    });
+
+    it('the native node mask is bounded by MAX_NUMNODES', () => {
+      const pm = machine();
+      expectErr(() => pm.raw.migrateRange(S, S, new Uint8Array(1025)), 'E2BIG');
+      assert.equal(pm.raw.migrateRange(S, S, new Uint8Array(1024).fill(1)).enomem, 0);
+    });
+
+    it('free, pin and unpin take a Float64Array or an array of numbers, anything else is EINVAL', () => {
+      const pm = machine();
+      for (const bad of [null, undefined, 'x', 5, {}, new Uint8Array(1)]) {
+        for (const call of [pm.free, pm.pin, pm.unpin]) expectErr(() => call.call(pm, bad as unknown as number[]), 'EINVAL', /pfns/);
+      }
+      const [p] = pm.alloc({ count: 1 });
+      pm.pin([p!]);
+      pm.unpin(new Float64Array([p!]));
+      pm.free([p!]);
+      assert.deepEqual(pm.checkInvariants(), []);
+    });
+
+    it('pageStates checks the range before sizing its result by it', () => {
+      const pm = machine();
+      expectErr(() => pm.pageStates(4 * S, 2 ** 30), 'EINVAL', /not in a present section/);
+      expectErr(() => pm.pageStates(0, 2 ** 30 + 1), 'EINVAL', /nr/);
+      assert.equal(pm.pageStates(0, 16).length, 16);
+    });
+  });
 });
