@@ -460,6 +460,14 @@ bool PhysMem::rmqueue(Zone& z, int order, int mt, uint64_t& pfn) {
   return false;
 }
 
+int64_t PhysMem::allocatedStraddling(uint64_t boundary) const {
+  if ((boundary & (MAX_ORDER_PAGES - 1)) == 0 || !sec(boundary)) return -1;
+  uint8_t code;
+  int order;
+  uint64_t head = findHead(boundary, code, order);
+  return head < boundary && isAllocCode(code) ? int64_t(head) : -1;
+}
+
 void PhysMem::splitStraddling(uint64_t boundary) {
   if ((boundary & (MAX_ORDER_PAGES - 1)) == 0 || !sec(boundary)) return;
   uint8_t code;
@@ -494,11 +502,19 @@ void PhysMem::initRange(uint64_t start, uint64_t nr, int nid, int zt, bool reser
   forEachBlockConst(start, end, [&](uint64_t h, uint8_t c, int o, uint64_t run) {
     if (c != C_UNINIT) ebusy("initRange: pfn " + hex(std::max(h, start)) + " is already initialised", int64_t(std::max(h, start)));
   });
+  // memmap_init_range sets the migratetype at pageblock-aligned pfns only: a pageblock whose first pfn
+  // lies before the range keeps its type. A pageblock already in the zone may hold free pages of an
+  // earlier range, so its new type goes through changePageblock, which moves them to the right list.
+  const uint8_t flags = uint8_t(mt | (isolate ? 4 : 0));
   for (uint64_t pfn = start & ~(PB_PAGES - 1); pfn < end; pfn += PB_PAGES) {
     Section& s = *sec(pfn);
     int idx = int((pfn & (SECTION_PAGES - 1)) >> PB_ORDER);
-    s.pbZone[idx] = uint8_t(zt);
-    s.pbFlags[idx] = uint8_t(mt | (isolate ? 4 : 0));
+    if (s.pbZone[idx] == NO_ZONE) {  // no initialised page in it yet, so no free block either
+      s.pbZone[idx] = uint8_t(zt);
+      s.pbFlags[idx] = flags;
+    } else if (pfn >= start) {
+      changePageblock(pfn, flags);
+    }
   }
   fillCodes(start, nr, reserved ? allocCode(K_RESERVED, 0) : uint8_t(C_PAGE_OFFLINE));
   Zone& z = zoneRef(nid, zt);
@@ -570,6 +586,8 @@ void PhysMem::adjustPresentPages(uint64_t pfn, int64_t delta) {
   Zone* z = zoneOf(pfn);
   if (!z) einval("adjustPresentPages: pfn " + hex(pfn) + " is not in a zone", int64_t(pfn));
   if (delta < 0 && uint64_t(-delta) > z->present) einval("adjustPresentPages: present pages would go negative");
+  // Present pages lie inside the zone's span (adjust_present_page_count runs after the span grew).
+  if (delta > 0 && z->present + uint64_t(delta) > z->spanned) einval("adjustPresentPages: present pages would exceed the zone's span", int64_t(pfn));
   z->present += uint64_t(delta);
 }
 
@@ -592,6 +610,12 @@ void PhysMem::isolateRange(uint64_t start, uint64_t nr, int undoMt) {
   uint64_t end = start + nr;
   for (uint64_t pb = start; pb < end; pb += PB_PAGES)
     if (!zoneOf(pb)) einval("isolateRange: pfn " + hex(pb) + " is not in a zone", int64_t(pb));
+  // isolate_single_pageblock: a block in use across either end would end up in pageblocks of two
+  // kinds; the kernel fails the isolation with EBUSY when it cannot move such a page out of the way.
+  for (uint64_t edge : {start, end}) {
+    int64_t head = allocatedStraddling(edge);
+    if (head >= 0) ebusy("failure to isolate range: the block in use at pfn " + hex(uint64_t(head)) + " crosses the range boundary " + hex(edge), head);
+  }
   splitStraddling(start);
   splitStraddling(end);
   for (uint64_t pb = start; pb < end; pb += PB_PAGES) {
@@ -600,7 +624,7 @@ void PhysMem::isolateRange(uint64_t start, uint64_t nr, int undoMt) {
     uint8_t f = s.pbFlags[idx];
     int64_t bad = (f & 4) ? int64_t(pb) : firstUnmovable(pb, s.pbZone[idx]);
     if (bad >= 0) {
-      if (pb > start) undoIsolateRange(start, pb - start, undoMt);
+      if (pb > start) undoIsolate(start, pb - start, undoMt);
       ebusy((f & 4) ? "failure to isolate range: pageblock " + hex(pb) + " is already isolated"
                     : "failure to isolate range: unmovable page at pfn " + hex(uint64_t(bad)),
             bad);
@@ -613,6 +637,19 @@ void PhysMem::undoIsolateRange(uint64_t start, uint64_t nr, int mt) {
   checkRange(start, nr, "undoIsolateRange");
   if ((start | nr) & (PB_PAGES - 1)) einval("undoIsolateRange: range must be pageblock aligned", int64_t(start));
   if (mt >= NR_PB_TYPES) einval("undoIsolateRange: bad migratetype");
+  // undo_isolate_page_range gets the range start_isolate_page_range isolated, so no block crosses its
+  // ends: a block in use across one is refused, a free one is split there as isolation would have.
+  for (uint64_t edge : {start, start + nr}) {
+    int64_t head = allocatedStraddling(edge);
+    if (head >= 0) einval("undoIsolateRange: the block in use at pfn " + hex(uint64_t(head)) + " crosses the range boundary " + hex(edge) + " (undo the range that was isolated)", head);
+  }
+  splitStraddling(start);
+  splitStraddling(start + nr);
+  undoIsolate(start, nr, mt);
+}
+
+// The page work of undo_isolate_page_range on a range already checked.
+void PhysMem::undoIsolate(uint64_t start, uint64_t nr, int mt) {
   for (uint64_t pb = start; pb < start + nr; pb += PB_PAGES) {
     const Section& s = *sec(pb);
     uint8_t f = s.pbFlags[(pb & (SECTION_PAGES - 1)) >> PB_ORDER];

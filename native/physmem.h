@@ -245,6 +245,8 @@ class PhysMem {
   void setPageblockType(uint64_t pbStart, int mt);
   void changePageblock(uint64_t pb, uint8_t flags);  // new flags; free blocks headed there change list
   void splitStraddling(uint64_t boundary);  // split a free block > pageblock order crossing boundary
+  int64_t allocatedStraddling(uint64_t boundary) const;  // head of an allocated block crossing boundary, or -1
+  void undoIsolate(uint64_t start, uint64_t nr, int mt);
   int64_t firstUnmovable(uint64_t pbStart, int zt) const;
   uint64_t findSmallestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;
   uint64_t findBiggestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;

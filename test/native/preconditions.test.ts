@@ -64,6 +64,64 @@ describe('PhysMem preconditions', () => {
     });
   });
 
+  describe('pageblock flags stay alike over every block (found by the hostile-call fuzzer)', () => {
+    it('moveRangeToZone into a pageblock that already holds free pages keeps them on the right free list', () => {
+      const pm = new PhysMem();
+      pm.addSections(0, S, 0);
+      pm.moveRangeToZone(0, 100, 0, 'Normal', { isolate: true, migratetype: 'Unmovable' });
+      pm.adjustPresentPages(0, 100);
+      pm.onlinePagesRange(0, 100);
+      pm.undoIsolateRange(0, PB, 'Movable');
+      // memmap_init_range sets a migratetype at pageblock-aligned pfns only: pageblock 0 keeps Movable.
+      pm.moveRangeToZone(100, 50, 0, 'Normal', { isolate: true, migratetype: 'Unmovable' });
+      pm.adjustPresentPages(100, 50);
+      assert.deepEqual(pm.checkInvariants(), []);
+      assert.equal(pm.pageblockInfo(0).migratetype, 'Movable');
+      // A range that starts a pageblock sets it, moving the free pages already there to the new list.
+      pm.moveRangeToZone(PB + 10, 10, 0, 'Normal', { isolate: false, migratetype: 'Movable' });
+      pm.adjustPresentPages(PB + 10, 10);
+      pm.onlinePagesRange(PB + 10, 10);
+      pm.moveRangeToZone(PB, 10, 0, 'Normal', { isolate: true, migratetype: 'Reclaimable' });
+      pm.adjustPresentPages(PB, 10);
+      assert.deepEqual(pm.checkInvariants(), []);
+      assert.deepEqual(pm.pageblockInfo(PB), { migratetype: 'Reclaimable', isolated: true, zone: 'Normal' });
+      assert.equal(pm.zoneInfo(0, 'Normal')!.isolatedFree, 10);
+    });
+
+    it('isolating or un-isolating half of an order-10 block in use is refused; a free one is split', () => {
+      const pm = new PhysMem();
+      pm.addSections(0, S, 0);
+      online(pm, 0, S, 0, 'Movable');
+      const [big] = pm.alloc({ count: 1, order: 10 });
+      const e = expectErr(() => pm.isolateRange(big! + PB, PB), 'EBUSY', /crosses the range boundary/);
+      assert.equal(e.pfn, big);
+      expectErr(() => pm.isolateRange(big! - PB, PB * 2), 'EBUSY', /crosses the range boundary/);
+      assert.equal(pm.pageblockInfo(big!).isolated, false);
+      pm.isolateRange(big!, 2 * PB);
+      expectErr(() => pm.undoIsolateRange(big!, PB), 'EINVAL', /crosses the range boundary/);
+      pm.undoIsolateRange(big!, 2 * PB);
+      assert.deepEqual(pm.checkInvariants(), []);
+      // Free: isolating both halves merges them into an isolated order-10 block; undoing one half splits it.
+      pm.free([big!]);
+      pm.isolateRange(0, S);
+      pm.undoIsolateRange(PB, PB);
+      assert.deepEqual(pm.checkInvariants(), []);
+      assert.equal(pm.pageState(PB).order, 9);
+      pm.undoIsolateRange(0, S);
+      assert.deepEqual(pm.checkInvariants(), []);
+      assert.equal(pm.pageState(0).order, 10, 'and the halves merge again once both are back');
+    });
+  });
+
+  it('adjustPresentPages keeps present pages inside the zone span', () => {
+    const pm = new PhysMem();
+    pm.addSections(0, 2 * S, 0);
+    online(pm, 0, S, 0, 'Normal');
+    expectErr(() => pm.adjustPresentPages(0, 1), 'EINVAL', /span/);
+    expectErr(() => pm.adjustPresentPages(0, -S - 1), 'EINVAL', /negative/);
+    assert.deepEqual(pm.checkInvariants(), []);
+  });
+
   describe('argument arrays of the typed façade (issue #13 row 11)', () => {
     const machine = (): PhysMem => {
       const pm = new PhysMem();
