@@ -33,6 +33,7 @@ constexpr uint64_t MAX_PFN = 1ull << 40;  // MAX_PHYSMEM_BITS 52
 
 // Zone types, in the kernel's order on x86_64.
 enum ZoneType : int { ZONE_DMA = 0, ZONE_DMA32 = 1, ZONE_NORMAL = 2, ZONE_MOVABLE = 3, NR_ZONES = 4 };
+inline constexpr const char* ZONE_NAMES[NR_ZONES] = {"DMA", "DMA32", "Normal", "Movable"};
 constexpr uint8_t NO_ZONE = 0xff;
 
 // Migratetypes of pageblocks; free lists additionally have ISOLATE.
