@@ -7,6 +7,7 @@
       "target_name": "memhp",
       "sources": [
         "native/physmem.cc",
+        "native/invariants.cc",
         "native/physmem_js.cc",
         "native/addon.cc"
       ],

@@ -44,7 +44,7 @@ export {
   type AllocRequest,
 } from './native/physmem.js';
 export { QmpClient, type QmpEvent } from './qmp/client.js';
-export { QmpError, QmpConnectionError, HotplugError, HOTPLUG_CHECK_ERRNO, type HotplugCheck, GuestRejectedError, PlugRejectedError, UnplugRejectedError, HotplugTimeoutError } from './qmp/errors.js';
+export { QmpError, QmpConnectionError, QmpEventOverflowError, QmpTimeoutError, HotplugError, HOTPLUG_CHECK_ERRNO, type HotplugCheck, GuestRejectedError, PlugRejectedError, UnplugRejectedError, HotplugTimeoutError } from './qmp/errors.js';
 export { MemoryHotplug } from './qmp/hotplug.js';
 export { Guest, type GuestOptions, type BootInfo } from './guest/guest.js';
 export { GuestError } from './guest/errors.js';

@@ -14,7 +14,6 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-static const char* const ZONE_NAMES[NR_ZONES] = {"DMA", "DMA32", "Normal", "Movable"};
 
 static int kindMigratetype(int kind) {
   switch (kind) {
@@ -140,6 +139,7 @@ void PhysMem::addSections(uint64_t start, uint64_t nr, int nid) {
   for (uint64_t i = first; i < last; i++)
     if (i < sections_.size() && sections_[i]) eexist("addSections: section at pfn " + hex(i << SECTION_SHIFT) + " is already present", int64_t(i << SECTION_SHIFT));
   if (sections_.size() < last) sections_.resize(last);
+  sectionNodes_ = std::max(sectionNodes_, nid + 1);
   for (uint64_t i = first; i < last; i++) {
     auto s = std::make_unique<Section>();
     s->nid = uint16_t(nid);
@@ -459,6 +459,14 @@ bool PhysMem::rmqueue(Zone& z, int order, int mt, uint64_t& pfn) {
   return false;
 }
 
+int64_t PhysMem::allocatedStraddling(uint64_t boundary) const {
+  if ((boundary & (MAX_ORDER_PAGES - 1)) == 0 || !sec(boundary)) return -1;
+  uint8_t code;
+  int order;
+  uint64_t head = findHead(boundary, code, order);
+  return head < boundary && isAllocCode(code) ? int64_t(head) : -1;
+}
+
 void PhysMem::splitStraddling(uint64_t boundary) {
   if ((boundary & (MAX_ORDER_PAGES - 1)) == 0 || !sec(boundary)) return;
   uint8_t code;
@@ -493,11 +501,19 @@ void PhysMem::initRange(uint64_t start, uint64_t nr, int nid, int zt, bool reser
   forEachBlockConst(start, end, [&](uint64_t h, uint8_t c, int o, uint64_t run) {
     if (c != C_UNINIT) ebusy("initRange: pfn " + hex(std::max(h, start)) + " is already initialised", int64_t(std::max(h, start)));
   });
+  // memmap_init_range sets the migratetype at pageblock-aligned pfns only: a pageblock whose first pfn
+  // lies before the range keeps its type. A pageblock already in the zone may hold free pages of an
+  // earlier range, so its new type goes through changePageblock, which moves them to the right list.
+  const uint8_t flags = uint8_t(mt | (isolate ? 4 : 0));
   for (uint64_t pfn = start & ~(PB_PAGES - 1); pfn < end; pfn += PB_PAGES) {
     Section& s = *sec(pfn);
     int idx = int((pfn & (SECTION_PAGES - 1)) >> PB_ORDER);
-    s.pbZone[idx] = uint8_t(zt);
-    s.pbFlags[idx] = uint8_t(mt | (isolate ? 4 : 0));
+    if (s.pbZone[idx] == NO_ZONE) {  // no initialised page in it yet, so no free block either
+      s.pbZone[idx] = uint8_t(zt);
+      s.pbFlags[idx] = flags;
+    } else if (pfn >= start) {
+      changePageblock(pfn, flags);
+    }
   }
   fillCodes(start, nr, reserved ? allocCode(K_RESERVED, 0) : uint8_t(C_PAGE_OFFLINE));
   Zone& z = zoneRef(nid, zt);
@@ -569,6 +585,8 @@ void PhysMem::adjustPresentPages(uint64_t pfn, int64_t delta) {
   Zone* z = zoneOf(pfn);
   if (!z) einval("adjustPresentPages: pfn " + hex(pfn) + " is not in a zone", int64_t(pfn));
   if (delta < 0 && uint64_t(-delta) > z->present) einval("adjustPresentPages: present pages would go negative");
+  // Present pages lie inside the zone's span (adjust_present_page_count runs after the span grew).
+  if (delta > 0 && z->present + uint64_t(delta) > z->spanned) einval("adjustPresentPages: present pages would exceed the zone's span", int64_t(pfn));
   z->present += uint64_t(delta);
 }
 
@@ -591,6 +609,12 @@ void PhysMem::isolateRange(uint64_t start, uint64_t nr, int undoMt) {
   uint64_t end = start + nr;
   for (uint64_t pb = start; pb < end; pb += PB_PAGES)
     if (!zoneOf(pb)) einval("isolateRange: pfn " + hex(pb) + " is not in a zone", int64_t(pb));
+  // isolate_single_pageblock: a block in use across either end would end up in pageblocks of two
+  // kinds; the kernel fails the isolation with EBUSY when it cannot move such a page out of the way.
+  for (uint64_t edge : {start, end}) {
+    int64_t head = allocatedStraddling(edge);
+    if (head >= 0) ebusy("failure to isolate range: the block in use at pfn " + hex(uint64_t(head)) + " crosses the range boundary " + hex(edge), head);
+  }
   splitStraddling(start);
   splitStraddling(end);
   for (uint64_t pb = start; pb < end; pb += PB_PAGES) {
@@ -599,7 +623,7 @@ void PhysMem::isolateRange(uint64_t start, uint64_t nr, int undoMt) {
     uint8_t f = s.pbFlags[idx];
     int64_t bad = (f & 4) ? int64_t(pb) : firstUnmovable(pb, s.pbZone[idx]);
     if (bad >= 0) {
-      if (pb > start) undoIsolateRange(start, pb - start, undoMt);
+      if (pb > start) undoIsolate(start, pb - start, undoMt);
       ebusy((f & 4) ? "failure to isolate range: pageblock " + hex(pb) + " is already isolated"
                     : "failure to isolate range: unmovable page at pfn " + hex(uint64_t(bad)),
             bad);
@@ -612,6 +636,19 @@ void PhysMem::undoIsolateRange(uint64_t start, uint64_t nr, int mt) {
   checkRange(start, nr, "undoIsolateRange");
   if ((start | nr) & (PB_PAGES - 1)) einval("undoIsolateRange: range must be pageblock aligned", int64_t(start));
   if (mt >= NR_PB_TYPES) einval("undoIsolateRange: bad migratetype");
+  // undo_isolate_page_range gets the range start_isolate_page_range isolated, so no block crosses its
+  // ends: a block in use across one is refused, a free one is split there as isolation would have.
+  for (uint64_t edge : {start, start + nr}) {
+    int64_t head = allocatedStraddling(edge);
+    if (head >= 0) einval("undoIsolateRange: the block in use at pfn " + hex(uint64_t(head)) + " crosses the range boundary " + hex(edge) + " (undo the range that was isolated)", head);
+  }
+  splitStraddling(start);
+  splitStraddling(start + nr);
+  undoIsolate(start, nr, mt);
+}
+
+// The page work of undo_isolate_page_range on a range already checked.
+void PhysMem::undoIsolate(uint64_t start, uint64_t nr, int mt) {
   for (uint64_t pb = start; pb < start + nr; pb += PB_PAGES) {
     const Section& s = *sec(pb);
     uint8_t f = s.pbFlags[(pb & (SECTION_PAGES - 1)) >> PB_ORDER];
@@ -675,13 +712,28 @@ MigrateResult PhysMem::migrateRange(uint64_t start, uint64_t nr, const std::vect
   return r;
 }
 
+// __offline_isolated_pages trusts offline_pages for its range: pageblock aligned, in one zone
+// (test_pages_in_a_zone), every pageblock isolated and every page free, hwpoisoned or PageOffline
+// (test_pages_isolated), and no free buddy crossing either end (start_isolate_page_range split those
+// in isolate_single_pageblock). A caller of this public entry point gets EINVAL/EBUSY instead.
 uint64_t PhysMem::offlineIsolatedPages(uint64_t start, uint64_t nr) {
   checkRange(start, nr, "offlineIsolatedPages");
   if ((start | nr) & (PB_PAGES - 1)) einval("offlineIsolatedPages: range must be pageblock aligned", int64_t(start));
-  int64_t bad = testPagesIsolated(start, nr);
-  if (bad >= 0) ebusy("offlineIsolatedPages: pfn " + hex(uint64_t(bad)) + " is not isolated and free", bad);
   uint64_t end = start + nr;
   Zone* z = zoneOf(start);
+  for (uint64_t pb = start; pb < end; pb += PB_PAGES)
+    if (zoneOf(pb) != z) einval("offlineIsolatedPages: range spans several zones", int64_t(pb));
+  int64_t bad = testPagesIsolated(start, nr);
+  if (bad >= 0) ebusy("offlineIsolatedPages: pfn " + hex(uint64_t(bad)) + " is not isolated and free", bad);
+  for (uint64_t edge : {start, end - 1}) {
+    uint8_t code;
+    int order;
+    uint64_t head = findHead(edge, code, order);
+    if (head < start || head + (1ull << order) > end)
+      einval("offlineIsolatedPages: the range " + hex(start) + "-" + hex(end) + " splits the free order-" + std::to_string(order) +
+                 " block at " + hex(head) + " (isolate and offline on block boundaries)",
+             int64_t(head));
+  }
   // Sections go offline first, as in the kernel (pfn_to_online_page stops returning them).
   for (uint64_t pfn = start; pfn < end; pfn += SECTION_PAGES)
     if ((pfn & (SECTION_PAGES - 1)) == 0 && end - pfn >= SECTION_PAGES) sec(pfn)->online = false;
@@ -865,17 +917,20 @@ static uint64_t pfnArg(double d, const char* what) {
   return uint64_t(d);
 }
 
-void PhysMem::freeBlocks(const double* pfns, size_t n) {
+// Each caller array is read exactly once, into the validated vector the second pass works on: a value
+// that changed between the passes (shared memory) could otherwise reach the page state unchecked.
+void PhysMem::freeBlocks(const double* arg, size_t n) {
   // Validate everything first so a bad pfn frees nothing.
+  std::vector<uint64_t> pfns(n);
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfnArg(pfns[i], "free");
+    uint64_t pfn = pfns[i] = pfnArg(arg[i], "free");
     if (!sec(pfn)) einval("free: pfn " + hex(pfn) + " is not present", int64_t(pfn));
     uint8_t c = codeAt(pfn);
     if (!isAllocCode(c)) einval("free: pfn " + hex(pfn) + " is not an allocated block (double free?)", int64_t(pfn));
   }
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = uint64_t(pfns[i]);
-    if (freeWholeBlock(pfns + i, n - i)) {
+    uint64_t pfn = pfns[i];
+    if (freeWholeBlock(&pfns[i], n - i)) {
       i += MAX_ORDER_PAGES - 1;
       continue;
     }
@@ -892,9 +947,9 @@ void PhysMem::freeBlocks(const double* pfns, size_t n) {
 
 // Freeing all single pages of an aligned max-order block ends, whatever the order of the frees, in one
 // free max-order block (merging is confluent and stops at MAX_ORDER), provided both pageblocks agree.
-bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
-  uint64_t head = uint64_t(pfns[0]);
-  if (n < MAX_ORDER_PAGES || (head & (MAX_ORDER_PAGES - 1)) || double(head + MAX_ORDER_PAGES - 1) != pfns[MAX_ORDER_PAGES - 1]) return false;
+bool PhysMem::freeWholeBlock(const uint64_t* pfns, size_t n) {
+  uint64_t head = pfns[0];
+  if (n < MAX_ORDER_PAGES || (head & (MAX_ORDER_PAGES - 1)) || head + MAX_ORDER_PAGES - 1 != pfns[MAX_ORDER_PAGES - 1]) return false;
   Section& s = *sec(head);
   if (!s.pages) return false;
   uint8_t c = get(s, head);
@@ -902,7 +957,7 @@ bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
   int pb = int((head & (SECTION_PAGES - 1)) >> PB_ORDER);
   if (s.pbFlags[pb] != s.pbFlags[pb + 1] || s.pbZone[pb] != s.pbZone[pb + 1]) return false;
   for (size_t i = 1; i < MAX_ORDER_PAGES; i++)
-    if (pfns[i] != double(head + i)) return false;
+    if (pfns[i] != head + i) return false;
   const uint8_t pair = uint8_t(c | (c << 4));
   const uint8_t* bytes = &s.pages[(head & (SECTION_PAGES - 1)) >> 1];
   for (size_t i = 0; i < MAX_ORDER_PAGES / 2; i++)
@@ -916,18 +971,18 @@ bool PhysMem::freeWholeBlock(const double* pfns, size_t n) {
   return true;
 }
 
-void PhysMem::setPinned(const double* pfns, size_t n, bool pinned) {
+void PhysMem::setPinned(const double* arg, size_t n, bool pinned) {
   const char* what = pinned ? "pin" : "unpin";
   int from = pinned ? K_MOVABLE : K_PINNED, to = pinned ? K_PINNED : K_MOVABLE;
+  std::vector<uint64_t> pfns(n);  // read once, as in freeBlocks
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfnArg(pfns[i], what);
+    uint64_t pfn = pfns[i] = pfnArg(arg[i], what);
     if (!sec(pfn)) einval(std::string(what) + ": pfn " + hex(pfn) + " is not present", int64_t(pfn));
     uint8_t c = codeAt(pfn);
     if (!isAllocCode(c) || kindOf(c) != from)
       einval(std::string(what) + ": pfn " + hex(pfn) + (pinned ? " is not a movable allocation" : " is not pinned"), int64_t(pfn));
   }
-  for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = uint64_t(pfns[i]);
+  for (uint64_t pfn : pfns) {
     uint8_t c = codeAt(pfn);
     if (kindOf(c) != from) continue;  // listed twice
     int order = orderAt(pfn);
@@ -1039,113 +1094,6 @@ uint64_t PhysMem::nativeBytes() const {
   return b;
 }
 
-std::vector<std::string> PhysMem::checkInvariants() const {
-  std::vector<std::string> bad;
-  auto report = [&](const std::string& m) {
-    if (bad.size() < 50) bad.push_back(m);
-  };
-  struct Sums {
-    uint64_t nrFree[NR_ORDERS][NR_LISTS] = {};
-    uint64_t freePages = 0, isolatedFree = 0, allocated[NR_KINDS] = {}, present = 0, hwpoison = 0;
-    std::vector<uint64_t> heads[NR_ORDERS][NR_LISTS];
-  };
-  std::vector<Sums> sums(zones_.size());
-  const uint8_t reservedCode = allocCode(K_RESERVED, 0);
-  for (size_t si = 0; si < sections_.size(); si++) {
-    const Section* s = sections_[si].get();
-    if (!s) continue;
-    uint64_t base = uint64_t(si) << SECTION_SHIFT;
-    if (!s->pages && s->uniform == U_NONE) report("section " + hex(base) + ": no page array and no uniform state");
-    uint64_t freeMax = 0;
-    for (uint64_t pfn = base; pfn < base + SECTION_PAGES;) {
-      uint8_t c = get(*s, pfn);
-      int idx = int((pfn & (SECTION_PAGES - 1)) >> PB_ORDER);
-      uint8_t zt = s->pbZone[idx];
-      int order = isCompoundHead(c) ? get(*s, pfn + 1) : 0;
-      if (c == C_TAIL || order > MAX_ORDER || order < 0 || (isCompoundHead(c) && order == 0) || (pfn & ((1ull << order) - 1))) {
-        report("pfn " + hex(pfn) + ": corrupt block encoding (code " + std::to_string(c) + ", order " + std::to_string(order) + ")");
-        pfn++;
-        continue;
-      }
-      uint64_t n = 1ull << order;
-      for (uint64_t i = 2; i < n; i++)
-        if (get(*s, pfn + i) != C_TAIL) {
-          report("pfn " + hex(pfn + i) + ": tail of the block at " + hex(pfn) + " is not a tail");
-          break;
-        }
-      if (c == C_UNINIT) {
-        pfn += n;
-        continue;
-      }
-      if (zt == NO_ZONE) {
-        report("pfn " + hex(pfn) + ": initialised page outside any zone");
-        pfn += n;
-        continue;
-      }
-      for (uint64_t pb = pfn + PB_PAGES; pb < pfn + n; pb += PB_PAGES)
-        if (s->pbFlags[(pb & (SECTION_PAGES - 1)) >> PB_ORDER] != s->pbFlags[idx] || s->pbZone[(pb & (SECTION_PAGES - 1)) >> PB_ORDER] != zt)
-          report("block " + hex(pfn) + " (order " + std::to_string(order) + ") spans pageblocks that differ");
-      size_t zi = size_t(s->nid) * NR_ZONES + zt;
-      if (zi >= zones_.size() || !zones_[zi]) {
-        report("pfn " + hex(pfn) + ": zone " + ZONE_NAMES[zt] + " of node " + std::to_string(s->nid) + " does not exist");
-        pfn += n;
-        continue;
-      }
-      const Zone& z = *zones_[zi];
-      Sums& sm = sums[zi];
-      if (pfn < z.start || pfn + n > z.end()) report("pfn " + hex(pfn) + " lies outside the span of zone " + ZONE_NAMES[zt]);
-      sm.present += n;
-      if (c == C_FREE0 || c == C_FREEH) {
-        int list = (s->pbFlags[idx] & 4) ? MT_ISOLATE : (s->pbFlags[idx] & 3);
-        sm.nrFree[order][list]++;
-        (list == MT_ISOLATE ? sm.isolatedFree : sm.freePages) += n;
-        sm.heads[order][list].push_back(pfn);
-        if (order == MAX_ORDER) freeMax += n;
-      } else if (isAllocCode(c)) {
-        int kind = kindOf(c);
-        sm.allocated[kind] += n;
-        // Reserved pages may sit in ZONE_MOVABLE (self-hosted vmemmap of a Movable block); allocations may not.
-        if (zt == ZONE_MOVABLE && (kind == K_UNMOVABLE || kind == K_RECLAIMABLE)) report("pfn " + hex(pfn) + ": unmovable page in ZONE_MOVABLE");
-        if (kind == K_RESERVED && c != reservedCode) report("pfn " + hex(pfn) + ": reserved compound block");
-      } else if (c == C_HWPOISON) {
-        sm.hwpoison++;
-      } else if (c != C_PAGE_OFFLINE) {
-        report("pfn " + hex(pfn) + ": unknown code " + std::to_string(c));
-      }
-      pfn += n;
-    }
-    if (freeMax != s->freeMaxPages) report("section " + hex(base) + ": freeMaxPages " + std::to_string(s->freeMaxPages) + " but " + std::to_string(freeMax) + " counted");
-  }
-  for (size_t zi = 0; zi < zones_.size(); zi++) {
-    const Zone* z = zones_[zi].get();
-    if (!z) continue;
-    Sums& sm = sums[zi];
-    std::string name = std::string("node ") + std::to_string(z->nid) + " zone " + ZONE_NAMES[z->type] + ": ";
-    for (int o = 0; o < NR_ORDERS; o++)
-      for (int l = 0; l < NR_LISTS; l++) {
-        if (sm.nrFree[o][l] != z->nrFree[o][l])
-          report(name + "nr_free[" + std::to_string(o) + "][" + std::to_string(l) + "] = " + std::to_string(z->nrFree[o][l]) + ", counted " + std::to_string(sm.nrFree[o][l]));
-        std::vector<uint64_t> st(z->stack[o][l]);
-        std::sort(st.begin(), st.end());
-        for (uint64_t h : sm.heads[o][l])
-          if (!std::binary_search(st.begin(), st.end(), h)) {
-            report(name + "free block " + hex(h) + " (order " + std::to_string(o) + ") is on no free list");
-            break;
-          }
-      }
-    if (sm.freePages != z->freePages) report(name + "free pages " + std::to_string(z->freePages) + ", counted " + std::to_string(sm.freePages));
-    if (sm.isolatedFree != z->isolatedFreePages) report(name + "isolated free pages " + std::to_string(z->isolatedFreePages) + ", counted " + std::to_string(sm.isolatedFree));
-    for (int k = 0; k < NR_KINDS; k++)
-      if (sm.allocated[k] != z->allocated[k]) report(name + "allocated[" + std::to_string(k) + "] " + std::to_string(z->allocated[k]) + ", counted " + std::to_string(sm.allocated[k]));
-    if (sm.hwpoison != z->hwpoisonPages) report(name + "hwpoison pages " + std::to_string(z->hwpoisonPages) + ", counted " + std::to_string(sm.hwpoison));
-    if (sm.present != z->present) report(name + "present " + std::to_string(z->present) + ", counted " + std::to_string(sm.present));
-    uint64_t managed = sm.freePages + sm.isolatedFree + sm.hwpoison;
-    for (int k = 0; k < NR_KINDS; k++)
-      if (k != K_RESERVED) managed += sm.allocated[k];
-    if (managed != z->managed) report(name + "managed " + std::to_string(z->managed) + ", counted " + std::to_string(managed));
-    if (z->managed > z->present) report(name + "managed exceeds present");
-  }
-  return bad;
-}
+// checkInvariants() is in invariants.cc.
 
 }  // namespace memhp

@@ -9,6 +9,7 @@
 // a code), pages 2.. are TAIL. Allocating, freeing, splitting and merging are therefore O(1) writes
 // whatever the order.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +33,7 @@ constexpr uint64_t MAX_PFN = 1ull << 40;  // MAX_PHYSMEM_BITS 52
 
 // Zone types, in the kernel's order on x86_64.
 enum ZoneType : int { ZONE_DMA = 0, ZONE_DMA32 = 1, ZONE_NORMAL = 2, ZONE_MOVABLE = 3, NR_ZONES = 4 };
+inline constexpr const char* ZONE_NAMES[NR_ZONES] = {"DMA", "DMA32", "Normal", "Movable"};
 constexpr uint8_t NO_ZONE = 0xff;
 
 // Migratetypes of pageblocks; free lists additionally have ISOLATE.
@@ -156,6 +158,7 @@ class PhysMem {
 
   // Workload.
   std::vector<uint64_t> alloc(const AllocRequest& req);
+  // Both read each of the n values once (validate into a private copy, then use the copy).
   void freeBlocks(const double* pfns, size_t n);
   void setPinned(const double* pfns, size_t n, bool pinned);
   void hwpoison(uint64_t pfn);  // memory_failure on a free page: taken off the buddy, marked HWPoison
@@ -175,12 +178,16 @@ class PhysMem {
   void pageStates(uint64_t start, uint64_t nr, uint8_t* out) const;
   std::vector<std::string> checkInvariants() const;
   uint64_t nativeBytes() const;
-  int nodeCount() const { return int((zones_.size() + NR_ZONES - 1) / NR_ZONES); }
+  // Nodes this machine knows: 1 + the highest node id of any section or zone ever added (node ids, like
+  // the kernel's possible nodes, never go away).
+  int nodeCount() const { return std::max(sectionNodes_, int((zones_.size() + NR_ZONES - 1) / NR_ZONES)); }
+  void checkRange(uint64_t start, uint64_t nr, const char* what) const;  // present sections, or EINVAL
 
  private:
   std::vector<std::unique_ptr<Section>> sections_;
   std::vector<std::unique_ptr<Zone>> zones_;  // index nid*NR_ZONES + zt
   uint64_t materialisedSections_ = 0;
+  int sectionNodes_ = 0;
 
   Section* sec(uint64_t pfn) const {
     uint64_t i = pfn >> SECTION_SHIFT;
@@ -234,16 +241,17 @@ class PhysMem {
   bool rmqueue(Zone& z, int order, int mt, uint64_t& pfn);
   bool allocOne(const AllocRequest& req, uint64_t& pfn);
   uint64_t allocWholeBlock(const AllocRequest& req, uint64_t want, std::vector<uint64_t>& out);
-  bool freeWholeBlock(const double* pfns, size_t n);
+  bool freeWholeBlock(const uint64_t* pfns, size_t n);
   bool claimPageblock(Zone& z, uint64_t pfn, int mt);
   void setPageblockType(uint64_t pbStart, int mt);
   void changePageblock(uint64_t pb, uint8_t flags);  // new flags; free blocks headed there change list
   void splitStraddling(uint64_t boundary);  // split a free block > pageblock order crossing boundary
+  int64_t allocatedStraddling(uint64_t boundary) const;  // head of an allocated block crossing boundary, or -1
+  void undoIsolate(uint64_t start, uint64_t nr, int mt);
   int64_t firstUnmovable(uint64_t pbStart, int zt) const;
   uint64_t findSmallestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;
   uint64_t findBiggestSectionPfn(const Zone& z, uint64_t from, uint64_t to) const;
 
-  void checkRange(uint64_t start, uint64_t nr, const char* what) const;
   void shrinkZoneSpan(Zone& z, uint64_t start, uint64_t end);
 };
 

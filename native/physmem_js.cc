@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <new>
+#include <vector>
 
 namespace memhp {
 
@@ -70,10 +71,14 @@ bool argBool(const Napi::CallbackInfo& info, size_t i, const char* method, const
   return info[i].As<Napi::Boolean>().Value();
 }
 
-Napi::Float64Array argF64(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name) {
+// A pfn array, copied out of the caller's memory before anything looks at it: the array may sit on a
+// SharedArrayBuffer another thread writes to, so the core must validate and use one private reading.
+std::vector<double> argF64(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     einval(argName(method, name) + " must be a Float64Array of pfns");
-  return info[i].As<Napi::Float64Array>();
+  Napi::Float64Array a = info[i].As<Napi::Float64Array>();
+  const double* d = a.Data();
+  return std::vector<double>(d, d + a.ElementLength());
 }
 
 Napi::Number num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, double(v)); }
@@ -110,6 +115,7 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::PageStates>("pageStates"),
       InstanceMethod<&PhysMemJs::CheckInvariants>("checkInvariants"),
       InstanceMethod<&PhysMemJs::NativeBytes>("nativeBytes"),
+      InstanceMethod<&PhysMemJs::NodeCount>("nodeCount"),
   });
   env.GetInstanceData<AddonData>()->physMemCtor = Napi::Persistent(ctor);
   exports.Set("PhysMem", ctor);
@@ -210,7 +216,10 @@ Napi::Value PhysMemJs::MigrateRange(const Napi::CallbackInfo& info) {
     uint64_t start = argPfn(info, 0, m, "start"), nr = argPfn(info, 1, m, "nr");
     if (info.Length() <= 2 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
       einval(argName(m, "nodeMask") + " must be a Uint8Array (1 = node allowed)");
+    // Copied once, like the pfn arrays: the core reads its own copy only.
     Napi::Uint8Array maskArr = info[2].As<Napi::Uint8Array>();
+    if (maskArr.ElementLength() > size_t(MAX_NUMNODES))
+      fail("E2BIG", 7, argName(m, "nodeMask") + " has " + std::to_string(maskArr.ElementLength()) + " entries, more than MAX_NUMNODES (" + std::to_string(MAX_NUMNODES) + ")");
     std::vector<uint8_t> mask(maskArr.Data(), maskArr.Data() + maskArr.ElementLength());
     MigrateResult r = pm_.migrateRange(start, nr, mask);
     Napi::Env env = info.Env();
@@ -269,24 +278,24 @@ Napi::Value PhysMemJs::Alloc(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::Free(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    Napi::Float64Array a = argF64(info, 0, "free", "pfns");
-    pm_.freeBlocks(a.Data(), a.ElementLength());
+    std::vector<double> a = argF64(info, 0, "free", "pfns");
+    pm_.freeBlocks(a.data(), a.size());
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::Pin(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    Napi::Float64Array a = argF64(info, 0, "pin", "pfns");
-    pm_.setPinned(a.Data(), a.ElementLength(), true);
+    std::vector<double> a = argF64(info, 0, "pin", "pfns");
+    pm_.setPinned(a.data(), a.size(), true);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::Unpin(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    Napi::Float64Array a = argF64(info, 0, "unpin", "pfns");
-    pm_.setPinned(a.Data(), a.ElementLength(), false);
+    std::vector<double> a = argF64(info, 0, "unpin", "pfns");
+    pm_.setPinned(a.data(), a.size(), false);
     return info.Env().Undefined();
   });
 }
@@ -394,6 +403,7 @@ Napi::Value PhysMemJs::PageStates(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     uint64_t start = argPfn(info, 0, "pageStates", "start");
     uint64_t nr = argU64(info, 1, "pageStates", "nr", uint64_t(1) << 30);
+    pm_.checkRange(start, nr, "pageStates");  // before the result is sized by nr
     Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), size_t(nr));
     pm_.pageStates(start, nr, out.Data());
     return out;
@@ -407,6 +417,10 @@ Napi::Value PhysMemJs::CheckInvariants(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < bad.size(); i++) a[uint32_t(i)] = Napi::String::New(info.Env(), bad[i]);
     return a;
   });
+}
+
+Napi::Value PhysMemJs::NodeCount(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return Napi::Number::New(info.Env(), pm_.nodeCount()); });
 }
 
 Napi::Value PhysMemJs::NativeBytes(const Napi::CallbackInfo& info) {

@@ -46,6 +46,7 @@ class PhysMemJs : public Napi::ObjectWrap<PhysMemJs> {
   MEMHP_METHOD(PageStates)
   MEMHP_METHOD(CheckInvariants)
   MEMHP_METHOD(NativeBytes)
+  MEMHP_METHOD(NodeCount)
 #undef MEMHP_METHOD
 };
 

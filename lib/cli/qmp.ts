@@ -117,19 +117,25 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
     .requiredOption('--socket <path>', 'QMP unix socket (-qmp unix:PATH,server=on,wait=off)')
     .option('--dry-run', 'check, then print the QMP commands instead of sending them')
     .option('--json', 'machine-readable output')
-    .option('--timeout <ms>', 'how long to wait for the guest (events: how long to listen)', intArg)
+    .option('--timeout <ms>', 'deadline of the connection, of each QMP command and of each wait for the guest (events: how long to listen)', intArg)
     .option('--block-size <size>', "the guest's memory block size", '128M');
 
-  /** Wrap a body: connect, run, close, and turn any error into exit code 1. */
+  /**
+   * Wrap a body: connect, run, close, and turn any error into exit code 1. `--timeout` bounds the
+   * connection and every command the body sends (a QEMU that greets and then stalls must not hold the
+   * CLI for the client's default minute); `events` only listens for that long, so it connects with the
+   * usual 5 s.
+   */
   const action =
-    (body: Body) =>
+    (body: Body, opts: { listen?: boolean } = {}) =>
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
       const g = cmd.optsWithGlobals<GlobalOpts>();
       let client: QmpClient | undefined;
       let code: number;
       try {
-        client = await QmpClient.connect(g.socket, { timeoutMs: 5000, retry: false });
+        const timeoutMs = g.timeout === undefined || opts.listen ? 5000 : Math.max(1, g.timeout);
+        client = await QmpClient.connect(g.socket, { timeoutMs, retry: false, ...(g.timeout !== undefined ? { callTimeoutMs: Math.max(1, g.timeout) } : {}) });
         code = await body(new MemoryHotplug(client, { blockSize: g.blockSize, timeoutMs: g.timeout }), g, io, cmd);
       } catch (e) {
         if (g.json) io.stdout(`${JSON.stringify({ ok: false, error: describeError(e) }, null, 2)}\n`);
@@ -261,7 +267,7 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
           stream.close();
         }
         return EXIT.OK;
-      }),
+      }, { listen: true }),
     );
 
   return qmp;

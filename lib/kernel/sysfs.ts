@@ -110,16 +110,26 @@ export class Sysfs implements SysfsAccess {
     this.#run = run;
   }
 
-  /** Resolve a path to a node, following symlinks; the final link too unless `noFollow`. */
+  /**
+   * Resolve a path to a node, following symlinks; the final link too unless `noFollow`. As in
+   * link_path_walk, everything a component is looked up in must be a directory: `file/`, `file/.` and
+   * `file/..` are ENOTDIR (a trailing slash is a lookup of `.`, so it also follows a final link).
+   */
   lookup(p: string, noFollow = false): { node: SysNode; path: string } {
     if (!p.startsWith('/')) throw new KernelError('ENOENT', `${p}: not an absolute path`);
-    let parts = p.split('/').filter((x) => x && x !== '.');
+    const split = (path: string): string[] => {
+      const parts = path.split('/').filter((x) => x);
+      if (path.endsWith('/') && parts.length) parts.push('.');
+      return parts;
+    };
+    let parts = split(p);
     let stack: { node: SysDir; name: string }[] = [];
     let node: SysNode = this.root;
     let links = 0;
     for (let i = 0; i < parts.length; i++) {
       const name = parts[i]!;
       if (node.kind !== 'dir') throw new KernelError('ENOTDIR', `${p}: not a directory`);
+      if (name === '.') continue;
       if (name === '..') {
         node = stack.pop()?.node ?? this.root;
         continue;
@@ -129,7 +139,7 @@ export class Sysfs implements SysfsAccess {
       if (next.kind === 'link' && (i < parts.length - 1 || !noFollow)) {
         if (++links > MAX_LINKS) throw new KernelError('ELOOP', `${p}: too many levels of symbolic links`);
         const base = next.target.startsWith('/') ? [] : stack.map((s) => s.name);
-        const resolved = [...base, ...next.target.split('/').filter((x) => x && x !== '.'), ...parts.slice(i + 1)];
+        const resolved = [...base, ...split(next.target), ...parts.slice(i + 1)];
         parts = resolved;
         stack = [];
         node = this.root;

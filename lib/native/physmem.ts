@@ -15,6 +15,8 @@ export const PAGES_PER_SECTION = 32768;
 export const PAGEBLOCK_NR_PAGES = 512;
 /** The largest buddy order (MAX_PAGE_ORDER, inclusive). */
 export const MAX_ORDER = 10;
+/** The most node ids a machine can have (Debian's CONFIG_NODES_SHIFT=10). */
+export const MAX_NUMNODES = 1024;
 
 /** Zone types in the kernel's order, with their `/proc/zoneinfo` names. */
 export const ZONE_TYPES = ['DMA', 'DMA32', 'Normal', 'Movable'] as const;
@@ -96,8 +98,28 @@ function kindIndex(k: PageKind): number {
   return i;
 }
 
-function pfnArray(pfns: Float64Array | readonly number[]): Float64Array {
-  return pfns instanceof Float64Array ? pfns : Float64Array.from(pfns);
+function pfnArray(pfns: Float64Array | readonly number[], what: string): Float64Array {
+  if (pfns instanceof Float64Array) return pfns;
+  if (!Array.isArray(pfns)) throw new KernelError('EINVAL', `${what}: pfns must be a Float64Array or an array of pfns, not ${typeof pfns}`);
+  // Anything but a number becomes NaN, which the native side refuses as EINVAL like any bad pfn.
+  return Float64Array.from(pfns as readonly unknown[], (v) => (typeof v === 'number' ? v : NaN));
+}
+
+/**
+ * The node mask of a target-node list: every id a node of this machine (0..nodes-1), checked before the
+ * mask is sized by them, and no longer a list than there are nodes (a nodemask holds each node once).
+ */
+function nodeMask(targetNodes: readonly number[], nodes: number): Uint8Array {
+  if (!Array.isArray(targetNodes)) throw new KernelError('EINVAL', 'migrateRange: targetNodes must be an array of node ids');
+  if (targetNodes.length > nodes) throw new KernelError('E2BIG', `migrateRange: ${targetNodes.length} target nodes, but the machine has ${nodes} nodes`);
+  const mask = new Uint8Array(nodes);
+  for (const n of targetNodes as readonly unknown[]) {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n >= nodes) {
+      throw new KernelError('EINVAL', `migrateRange: target node ${String(n)} is not a node of this machine (0..${nodes - 1})`);
+    }
+    mask[n] = 1;
+  }
+  return mask;
 }
 
 /**
@@ -178,12 +200,11 @@ export class PhysMem {
 
   /**
    * do_migrate_range over an isolated range: move every movable block to the allowed target nodes
-   * (other N_MEMORY nodes, or the same node if it is the only one). Pinned blocks stay.
+   * (other N_MEMORY nodes, or the same node if it is the only one). Pinned blocks stay. A target that is
+   * not a node of this machine is EINVAL, more targets than it has nodes E2BIG.
    */
   migrateRange(start: number, nr: number, targetNodes: readonly number[]): MigrateResult {
-    const mask = new Uint8Array(Math.max(0, ...targetNodes) + 1);
-    for (const n of targetNodes) mask[n] = 1;
-    return this.raw.migrateRange(start, nr, mask);
+    return this.raw.migrateRange(start, nr, nodeMask(targetNodes, this.raw.nodeCount()));
   }
 
   /** __offline_isolated_pages: sections offline, free pages off the lists; returns the managed pages taken. */
@@ -210,17 +231,17 @@ export class PhysMem {
 
   /** Free allocated blocks by head pfn. A pfn that is not an allocated block → EINVAL, and nothing is freed. */
   free(pfns: Float64Array | readonly number[]): void {
-    this.raw.free(pfnArray(pfns));
+    this.raw.free(pfnArray(pfns, 'free'));
   }
 
   /** Pin movable blocks: they stay movable for isolation but never migrate. */
   pin(pfns: Float64Array | readonly number[]): void {
-    this.raw.pin(pfnArray(pfns));
+    this.raw.pin(pfnArray(pfns, 'pin'));
   }
 
   /** Unpin pinned blocks. */
   unpin(pfns: Float64Array | readonly number[]): void {
-    this.raw.unpin(pfnArray(pfns));
+    this.raw.unpin(pfnArray(pfns, 'unpin'));
   }
 
   /** memory_failure on a free page: it leaves the buddy and is marked HWPoison. EBUSY if in use. */
@@ -308,6 +329,11 @@ export class PhysMem {
   /** Every invariant violation found by a full scan (empty when consistent). */
   checkInvariants(): string[] {
     return this.raw.checkInvariants();
+  }
+
+  /** Node ids this machine knows: 1 + the highest node id of any section added (at most {@link MAX_NUMNODES}). */
+  nodeCount(): number {
+    return this.raw.nodeCount();
   }
 
   /** Bytes of native memory this machine's page state occupies. */

@@ -59,6 +59,7 @@ export interface RawPhysMem {
   pageStates(start: number, nr: number): Uint8Array;
   checkInvariants(): string[];
   nativeBytes(): number;
+  nodeCount(): number;
 }
 
 /** The addon's exports. */

@@ -8,22 +8,18 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MemhpError } from '../errors.js';
 import { QmpConnectionError, QmpError, QmpTimeoutError, type QmpCommand } from './errors.js';
+import { DEFAULT_MAX_QUEUED_EVENT_BYTES, DEFAULT_MAX_QUEUED_EVENTS, eventStream, type QmpEvent, type QmpEventStream, type Subscriber } from './events.js';
+import { framingLimits, LineFramer, type FramingLimits } from './framing.js';
 
-export { QmpConnectionError, QmpError, QmpTimeoutError, type QmpCommand } from './errors.js';
+export { QmpConnectionError, QmpError, QmpEventOverflowError, QmpTimeoutError, type QmpCommand } from './errors.js';
+export { DEFAULT_MAX_QUEUED_EVENT_BYTES, DEFAULT_MAX_QUEUED_EVENTS, type QmpEvent, type QmpEventStream } from './events.js';
+export { DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE_BYTES } from './framing.js';
 
 /** QEMU's greeting, `{"QMP": {...}}`, the first line on every connection. */
 export interface QmpGreeting {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };
   /** Capabilities QEMU offers, e.g. `['oob']`. */
   capabilities: string[];
-}
-
-/** An asynchronous event. `data` is `{}` when QEMU sent none (STOP, RESUME, …). */
-export interface QmpEvent {
-  event: string;
-  data: Record<string, unknown>;
-  /** QEMU's host clock when it emitted the event. */
-  timestamp: { seconds: number; microseconds: number };
 }
 
 /** Options of {@link QmpClient.connect} and {@link QmpClient.fromStream}. */
@@ -33,8 +29,20 @@ export interface QmpConnectOptions {
   signal?: AbortSignal;
   /** Default deadline of each later call (execute, waitForEvent); default 60 s; `Infinity` for none. */
   callTimeoutMs?: number;
-  /** A line longer than this is a protocol error; default 1 GiB (QEMU's replies can be tens of MB). */
+  /**
+   * A line longer than this is a protocol error that ends the connection; default 64 MiB
+   * ({@link DEFAULT_MAX_LINE_BYTES}), at most `buffer.constants.MAX_STRING_LENGTH`.
+   */
   maxLineBytes?: number;
+  /** JSON nested deeper than this is a protocol error; default 1024, QEMU's own limit ({@link DEFAULT_MAX_DEPTH}). */
+  maxDepth?: number;
+  /**
+   * Events an {@link QmpClient.events} subscriber may leave unread; one more closes that subscription with
+   * {@link QmpEventOverflowError}. Default 10 000.
+   */
+  maxQueuedEvents?: number;
+  /** The same cap in bytes of event lines queued unread per subscriber; default 64 MiB. */
+  maxQueuedEventBytes?: number;
   /** connect(): retry a socket that is missing or refuses until the deadline (QEMU still starting); default true. */
   retry?: boolean;
 }
@@ -54,9 +62,6 @@ export interface QmpWaitOptions {
   signal?: AbortSignal;
 }
 
-/** A live event subscription; iterate it, and close it when done. */
-export type QmpEventStream = AsyncIterableIterator<QmpEvent> & { close(): void };
-
 /** QEMU's QMP_REQ_QUEUE_LEN_MAX: more in-band requests than this make the monitor stop reading. */
 export const MAX_IN_FLIGHT = 8;
 
@@ -66,12 +71,6 @@ interface Call {
   /** True once the caller got an answer, an error, a timeout or an abort. */
   settled: boolean;
   settle(err: unknown, value?: unknown): void;
-}
-
-interface Subscriber {
-  names: ReadonlySet<string> | undefined;
-  push(e: QmpEvent): void;
-  end(err: QmpConnectionError, byUser: boolean): void;
 }
 
 /** Arms a timer and an abort listener that call `fire`; returns the disarming function. */
@@ -96,11 +95,34 @@ function isGreeting(v: unknown): v is QmpGreeting {
   return isObject(v) && isObject(v.version) && Array.isArray(v.capabilities);
 }
 
+function positiveInt(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < 1) throw new MemhpError(`QMP: ${name} must be a positive integer, not ${v}`);
+  return v;
+}
+
+/** The bounds of one connection, checked before anything is connected. */
+interface Bounds {
+  framing: FramingLimits;
+  maxQueuedEvents: number;
+  maxQueuedEventBytes: number;
+}
+
+function bounds(opts: QmpConnectOptions): Bounds {
+  return {
+    framing: framingLimits(opts.maxLineBytes, opts.maxDepth),
+    maxQueuedEvents: positiveInt('maxQueuedEvents', opts.maxQueuedEvents, DEFAULT_MAX_QUEUED_EVENTS),
+    maxQueuedEventBytes: positiveInt('maxQueuedEventBytes', opts.maxQueuedEventBytes, DEFAULT_MAX_QUEUED_EVENT_BYTES),
+  };
+}
+
 /** A connected QMP session. Create it with {@link QmpClient.connect} or {@link QmpClient.fromStream}. */
 export class QmpClient {
   readonly #stream: Duplex;
   readonly #callTimeoutMs: number;
-  readonly #maxLineBytes: number;
+  readonly #framer: LineFramer;
+  readonly #maxQueuedEvents: number;
+  readonly #maxQueuedEventBytes: number;
   #greeting: QmpGreeting | undefined;
   #onGreeting: { resolve(g: QmpGreeting): void; reject(e: unknown): void } | undefined;
   #oob = false;
@@ -110,19 +132,20 @@ export class QmpClient {
   readonly #queue: { call: Call; line: string }[] = [];
   #inFlight = 0;
   readonly #subs = new Set<Subscriber>();
-  #chunks: Buffer[] = [];
-  #chunkBytes = 0;
   #closed: QmpConnectionError | undefined;
   readonly #streamClosed: Promise<void>;
 
-  private constructor(stream: Duplex, opts: QmpConnectOptions) {
+  private constructor(stream: Duplex, opts: QmpConnectOptions, b: Bounds) {
     this.#stream = stream;
     this.#callTimeoutMs = opts.callTimeoutMs ?? 60_000;
-    this.#maxLineBytes = opts.maxLineBytes ?? 1 << 30;
+    this.#framer = new LineFramer(b.framing);
+    this.#maxQueuedEvents = b.maxQueuedEvents;
+    this.#maxQueuedEventBytes = b.maxQueuedEventBytes;
     this.#streamClosed = new Promise((resolve) => stream.once('close', () => resolve()));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('end', () => {
-      const tail = this.#chunkBytes ? ` in the middle of a line (${this.#chunkBytes} bytes unterminated)` : '';
+      const pending = this.#framer.pendingBytes;
+      const tail = pending ? ` in the middle of a line (${pending} bytes unterminated)` : '';
       this.#fail(new QmpConnectionError(`QMP connection closed by the peer${tail}`));
     });
     stream.on('error', (e: Error) => this.#fail(new QmpConnectionError(`QMP connection error: ${e.message}`, { cause: e })));
@@ -135,6 +158,7 @@ export class QmpClient {
    * so a freshly started QEMU can be connected to at once.
    */
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    bounds(opts); // refuse bad options before connecting
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const until = Date.now() + timeoutMs;
     for (;;) {
@@ -163,7 +187,7 @@ export class QmpClient {
 
   /** Speak QMP over any connected duplex stream (a socket pair in tests, a chardev, …). */
   static async fromStream(stream: Duplex, opts: QmpConnectOptions = {}): Promise<QmpClient> {
-    const c = new QmpClient(stream, opts);
+    const c = new QmpClient(stream, opts, bounds(opts));
     const timeoutMs = opts.timeoutMs ?? 10_000;
     try {
       const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
@@ -278,55 +302,14 @@ export class QmpClient {
   }
 
   /**
-   * Subscribe to events (all, or those named). Events are buffered from this call on until read.
+   * Subscribe to events (all, or those named). Events are buffered from this call on until read, up to
+   * `maxQueuedEvents` events and `maxQueuedEventBytes` bytes: a subscriber that falls further behind
+   * gets what it had queued, then {@link QmpEventOverflowError}, and is unsubscribed (others go on).
    * Iteration ends when the stream is closed or the client is closed, and throws
    * {@link QmpConnectionError} if the connection is lost.
    */
   events(names?: string[]): QmpEventStream {
-    const buffered: QmpEvent[] = [];
-    const readers: { resolve(r: IteratorResult<QmpEvent>): void; reject(e: unknown): void }[] = [];
-    let ended: { err?: QmpConnectionError } | undefined;
-    const subs = this.#subs;
-    const sub: Subscriber = {
-      names: names ? new Set(names) : undefined,
-      push: (e) => {
-        const r = readers.shift();
-        if (r) r.resolve({ value: e, done: false });
-        else buffered.push(e);
-      },
-      end: (err, byUser) => {
-        subs.delete(sub);
-        if (ended) return;
-        ended = byUser ? {} : { err };
-        for (const r of readers.splice(0)) flush(r);
-      },
-    };
-    const flush = (r: (typeof readers)[number]): void => {
-      const err = ended?.err;
-      if (ended) ended = {}; // report a loss once, then plain "done"
-      if (err) r.reject(err);
-      else r.resolve({ value: undefined, done: true });
-    };
-    const close = (): void => sub.end(new QmpConnectionError('event stream closed'), true);
-    if (this.#closed) sub.end(this.#closed, false);
-    else subs.add(sub);
-    return {
-      next: () =>
-        new Promise<IteratorResult<QmpEvent>>((resolve, reject) => {
-          const e = buffered.shift();
-          if (e) resolve({ value: e, done: false });
-          else if (ended) flush({ resolve, reject });
-          else readers.push({ resolve, reject });
-        }),
-      return: async () => {
-        close();
-        return { value: undefined, done: true };
-      },
-      close,
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return eventStream(names, this.#subs, this.#closed, { maxEvents: this.#maxQueuedEvents, maxBytes: this.#maxQueuedEventBytes });
   }
 
   /** Close the connection. Pending and queued calls reject with {@link QmpConnectionError}. Idempotent. */
@@ -350,30 +333,12 @@ export class QmpClient {
   }
 
   #onData(chunk: Buffer): void {
-    let start = 0;
-    for (let nl = chunk.indexOf(10); nl !== -1 && !this.#closed; nl = chunk.indexOf(10, start)) {
-      const part = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (this.#tooLong(part.length)) return;
-      // Concatenate only once per line: a 10 MB reply arrives in hundreds of chunks.
-      const line = this.#chunkBytes ? Buffer.concat([...this.#chunks, part]) : part;
-      this.#chunks = [];
-      this.#chunkBytes = 0;
-      this.#onLine(line.toString('utf8'));
-    }
-    if (start < chunk.length && !this.#closed && !this.#tooLong(chunk.length - start)) {
-      this.#chunks.push(chunk.subarray(start));
-      this.#chunkBytes += chunk.length - start;
-    }
+    if (this.#closed) return;
+    const err = this.#framer.push(chunk, (text, bytes) => (this.#onLine(text, bytes), !this.#closed));
+    if (err && !this.#closed) this.#fail(new QmpConnectionError(`QMP protocol error: ${err}`));
   }
 
-  #tooLong(extra: number): boolean {
-    if (this.#chunkBytes + extra <= this.#maxLineBytes) return false;
-    this.#fail(new QmpConnectionError(`QMP protocol error: line longer than ${this.#maxLineBytes} bytes`));
-    return true;
-  }
-
-  #onLine(text: string): void {
+  #onLine(text: string, bytes: number): void {
     if (!text.trim()) return;
     let msg: unknown;
     try {
@@ -388,7 +353,7 @@ export class QmpClient {
       this.#greeting = msg.QMP;
       return this.#onGreeting.resolve(msg.QMP);
     }
-    if (typeof msg.event === 'string') return this.#onEvent(msg);
+    if (typeof msg.event === 'string') return this.#onEvent(msg, bytes);
     if (!('return' in msg) && !('error' in msg)) {
       return this.#fail(new QmpConnectionError(`QMP protocol error: unexpected message: ${text.slice(0, 200)}`));
     }
@@ -408,7 +373,7 @@ export class QmpClient {
     this.#pump();
   }
 
-  #onEvent(msg: Record<string, unknown>): void {
+  #onEvent(msg: Record<string, unknown>, bytes: number): void {
     const ts = isObject(msg.timestamp) ? msg.timestamp : {};
     const e: QmpEvent = {
       event: msg.event as string,
@@ -426,7 +391,7 @@ export class QmpClient {
         this.#pump();
       }
     }
-    for (const s of [...this.#subs]) if (!s.names || s.names.has(e.event)) s.push(e);
+    for (const s of [...this.#subs]) if (!s.names || s.names.has(e.event)) s.push(e, bytes);
   }
 
   #fail(err: QmpConnectionError, byUser = false): void {
@@ -438,7 +403,7 @@ export class QmpClient {
     this.#sent.clear();
     this.#queue.length = 0;
     for (const s of [...this.#subs]) s.end(err, byUser);
-    this.#chunks = [];
+    this.#framer.clear();
     this.#stream.destroy();
   }
 }

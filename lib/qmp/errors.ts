@@ -33,6 +33,23 @@ export class QmpError extends MemhpError {
 /** The connection failed, was closed, or the peer broke the protocol. Every pending call gets one. */
 export class QmpConnectionError extends MemhpError {}
 
+/**
+ * An event subscriber fell behind: more events (or event bytes) than its cap were queued unread, so the
+ * subscription was closed instead of growing without bound. Other subscribers and the connection go on.
+ */
+export class QmpEventOverflowError extends MemhpError {
+  /** The cap that was passed, in events or in bytes as {@link QmpEventOverflowError.unit} says. */
+  readonly limit: number;
+  readonly unit: 'events' | 'bytes';
+
+  constructor(limit: number, unit: 'events' | 'bytes') {
+    const option = unit === 'events' ? 'maxQueuedEvents' : 'maxQueuedEventBytes';
+    super(`QMP event subscriber fell behind: more than ${limit} ${unit === 'events' ? 'events' : 'bytes of events'} queued unread (${option}); the subscription is closed`);
+    this.limit = limit;
+    this.unit = unit;
+  }
+}
+
 /** A call's own deadline passed. The command may still complete inside QEMU. */
 export class QmpTimeoutError extends MemhpError {
   /** What was being waited for: a command name or `event NAME`. */

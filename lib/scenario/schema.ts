@@ -23,7 +23,7 @@
  *   - unplug: d1
  * ```
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
@@ -524,18 +524,52 @@ export function validateScenario(doc: unknown, opts: { source?: string; defaultN
   return { name: name ?? opts.defaultName ?? 'scenario', ...(description !== undefined ? { description } : {}), machine, steps };
 }
 
-/** Parse and validate scenario text. Format: given, else JSON when the text starts with `{`, else YAML. */
-export function parseScenario(text: string, opts: { format?: ScenarioFormat; source?: string; defaultName?: string } = {}): Scenario {
+/** Default cap on the size of a scenario document: the suite's files are a few KiB. */
+export const MAX_SCENARIO_BYTES = 2 ** 20;
+/** Default cap on the steps of a scenario. */
+export const MAX_SCENARIO_STEPS = 10_000;
+
+/** Caps of {@link parseScenario} and {@link loadScenario}; parsing and validation cost grows with both. */
+export interface ScenarioLimits {
+  /** Longest document in bytes (UTF-8); default {@link MAX_SCENARIO_BYTES}. */
+  maxBytes?: number;
+  /** Most steps; default {@link MAX_SCENARIO_STEPS}. */
+  maxSteps?: number;
+}
+
+function tooBig(source: string | undefined, bytes: number, maxBytes: number): ScenarioError {
+  return new ScenarioError(source, [{ path: '', message: `the document is ${bytes} bytes, larger than the ${maxBytes}-byte cap (maxBytes)` }]);
+}
+
+/**
+ * Parse and validate scenario text. Format: given, else JSON when the text starts with `{`, else YAML.
+ * Text over `maxBytes`, or with more than `maxSteps` steps, is refused before it is parsed or validated.
+ */
+export function parseScenario(text: string, opts: { format?: ScenarioFormat; source?: string; defaultName?: string } & ScenarioLimits = {}): Scenario {
+  const maxBytes = opts.maxBytes ?? MAX_SCENARIO_BYTES;
+  const maxSteps = opts.maxSteps ?? MAX_SCENARIO_STEPS;
+  // A string has at most as many UTF-16 units as UTF-8 bytes, so the cheap test goes first.
+  if (text.length > maxBytes) throw tooBig(opts.source, Buffer.byteLength(text), maxBytes);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > maxBytes) throw tooBig(opts.source, bytes, maxBytes);
   const format = opts.format ?? (text.trimStart().startsWith('{') ? 'json' : 'yaml');
-  return validateScenario(parseDocument(text, format, opts.source), opts);
+  const doc = parseDocument(text, format, opts.source);
+  const steps = typeof doc === 'object' && doc !== null ? (doc as { steps?: unknown }).steps : undefined;
+  if (Array.isArray(steps) && steps.length > maxSteps) {
+    throw new ScenarioError(opts.source, [{ path: 'steps', message: `${steps.length} steps, more than the ${maxSteps}-step cap (maxSteps)` }]);
+  }
+  return validateScenario(doc, opts);
 }
 
 /** Read, parse and validate a scenario file (`.json`, `.yaml`, `.yml`); it is named after the file by default. */
-export async function loadScenario(file: string): Promise<Scenario> {
+export async function loadScenario(file: string, limits: ScenarioLimits = {}): Promise<Scenario> {
+  const maxBytes = limits.maxBytes ?? MAX_SCENARIO_BYTES;
+  const { size } = await stat(file);
+  if (size > maxBytes) throw tooBig(file, size, maxBytes); // before reading it
   const text = await readFile(file, 'utf8');
   const ext = path.extname(file).toLowerCase();
   const format: ScenarioFormat | undefined = ext === '.json' ? 'json' : ext === '.yaml' || ext === '.yml' ? 'yaml' : undefined;
-  return parseScenario(text, { source: file, defaultName: path.basename(file, ext), ...(format ? { format } : {}) });
+  return parseScenario(text, { ...limits, source: file, defaultName: path.basename(file, ext), ...(format ? { format } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@
  * - a sequential write whose outcome the kernel fixes has that outcome (an online without a veto
  *   succeeds; an injected errno comes back as that errno; a pending signal never lets an offline succeed).
  *
- * The run is sized by {@link TOTAL_OPS}; the seed is printed (set PROPERTY_SEED to replay a run).
+ * The run is sized by {@link TOTAL_OPS} (MEMHP_PROPERTY_OPS, e.g. `npm run test:property-1m`); the seed is
+ * printed (set PROPERTY_SEED to replay a run).
  */
 import { nodeList } from '../../lib/kernel/machine-sysfs.js';
 import assert from 'node:assert/strict';
@@ -30,7 +31,15 @@ import type { TraceRecord } from '../../lib/kernel/trace.js';
 import { ZONE_TYPES, type PageKind } from '../../lib/native/physmem.js';
 
 /** Random operations per CI run, over all machine configurations (a concurrent group counts each of its members). */
-const TOTAL_OPS = 100_000;
+const CI_OPS = 100_000;
+/** Operations of this run: MEMHP_PROPERTY_OPS when set (a longer run, or a quick local one), else {@link CI_OPS}. */
+const TOTAL_OPS = ((): number => {
+  const v = process.env.MEMHP_PROPERTY_OPS;
+  if (v === undefined || v === '') return CI_OPS;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`MEMHP_PROPERTY_OPS must be a positive integer, not '${v}'`);
+  return n;
+})();
 /** Longest operation sequence one machine runs (fast-check shrinks failing sequences from there). */
 const MAX_SEQ = 200;
 
@@ -756,9 +765,9 @@ async function runSequence(cfg: MachineOptions, ops: Op[]): Promise<number> {
 }
 
 describe('Machine: random operations with the kernel guarantees checked after every step (property)', function () {
-  this.timeout(30 * 60_000);
+  this.timeout(Math.max(30 * 60_000, TOTAL_OPS * 10)); // a hang bound, generous for any machine
   it(`${TOTAL_OPS} operations over ${CONFIGS.length} machine configurations of 6.1, 6.12 and 7.2`, async () => {
-    assert.ok(TOTAL_OPS >= 100_000, 'the CI budget is at least 100 000 operations');
+    if (process.env.MEMHP_PROPERTY_OPS === undefined) assert.ok(TOTAL_OPS >= CI_OPS, 'the CI budget is at least 100 000 operations');
     const seed = process.env.PROPERTY_SEED ? Number(process.env.PROPERTY_SEED) : Math.floor(Math.random() * 2 ** 31);
     const t0 = performance.now();
     let total = 0;
