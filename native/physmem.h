@@ -153,7 +153,7 @@ class PhysMem {
   // __offline_isolated_pages: sections offline, free pages off the free lists; returns the managed
   // pages taken (managed shrinks by that much).
   uint64_t offlineIsolatedPages(uint64_t start, uint64_t nr);
-  // remove_pfn_range_from_zone: poison the memmap, shrink zone and node spans (kernel-spec §3.6).
+  // remove_pfn_range_from_zone: poison the memmap, shrink zone and node spans.
   void removeRangeFromZone(uint64_t start, uint64_t nr);
 
   // Workload.

@@ -634,7 +634,7 @@ export class Guest implements HotplugTarget {
   /**
    * Plug a pc-dimm (ACPI); resolves when the guest reported the device added (_OST Device Check
    * success). Sizes need only be 2 MiB multiples, as for QEMU: a DIMM not aligned to the block size is
-   * plugged and the guest kernel fails to add it (kernel-spec §10.19), as on the simulator. A refused
+   * plugged and the guest kernel fails to add it (scenario plug-refused), as on the simulator. A refused
    * check rejects with the Machine's errno ({@link HOTPLUG_CHECK_ERRNO}), a guest failure with EIO
    * (or the errno its _OST status stands for).
    */

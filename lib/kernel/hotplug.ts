@@ -1,6 +1,6 @@
 /**
  * The hotplug flows of mm/memory_hotplug.c and drivers/base/memory.c, step by step in the kernel's
- * order and per profile (kernel-spec.md §3, §5): memory_block_online / _offline, online_pages /
+ * order and per profile (mm/memory_hotplug.c): memory_block_online / _offline, online_pages /
  * offline_pages, zone selection, node states, add_memory / remove_memory / offline_and_remove_memory.
  * Page work goes to the native PhysMem, one bulk call per step; notifier events go through the
  * machine's chains; locks through HotplugLocks so the validator sees every flow.
@@ -147,7 +147,7 @@ function autoMovableZoneForPfn(ctx: HotplugContext, nid: number, group: MemoryGr
   return defaultKernelZoneForPfn(ctx, nid, start, nr);
 }
 
-/** `zone_for_pfn_range`: the zone an online of this type would use now (kernel-spec.md §2.7). */
+/** `zone_for_pfn_range`: the zone an online of this type would use now. */
 export function zoneForPfnRange(ctx: HotplugContext, type: OnlineType, nid: number, group: MemoryGroup | null, start: number, nr: number): ZoneType {
   if (type === 'online_kernel') return defaultKernelZoneForPfn(ctx, nid, start, nr);
   if (type === 'online_movable') return 'Movable';
@@ -349,7 +349,7 @@ function altmapArg(ctx: HotplugContext, mem: MemoryBlock): MemoryNotify {
   });
 }
 
-/** `memory_block_online(mem)` (kernel-spec.md §3.2). */
+/** `memory_block_online(mem)`. */
 export async function memoryBlockOnline(ctx: HotplugContext, mem: MemoryBlock): Promise<void> {
   const p = ctx.kernel;
   if (p.hwpoisonCheck && mem.nrHwpoison) throw new KernelError('EHWPOISON', `${mem.name}: ${mem.nrHwpoison} hwpoisoned pages`);
@@ -377,7 +377,7 @@ export async function memoryBlockOnline(ctx: HotplugContext, mem: MemoryBlock): 
   }
 }
 
-/** `memory_block_offline(mem)` (kernel-spec.md §3.4). */
+/** `memory_block_offline(mem)`. */
 export async function memoryBlockOffline(ctx: HotplugContext, mem: MemoryBlock, signal?: AbortSignal): Promise<void> {
   const zone = mem.zone;
   if (!zone) throw new KernelError('EINVAL', `${mem.name}: spans several zones or nodes (zone is NULL)`);

@@ -1,6 +1,6 @@
 /**
  * The error-injection modules (lib/notifier-error-inject.c, lib/memory-notifier-error-inject.c;
- * kernel-spec.md §7.1): a notifier on the memory chain that vetoes MEM_GOING_ONLINE / MEM_GOING_OFFLINE
+ * lib/notifier-error-inject.c): a notifier on the memory chain that vetoes MEM_GOING_ONLINE / MEM_GOING_OFFLINE
  * with the errno stored in its debugfs files.
  */
 import { kstrtoll } from './kstrtox.js';

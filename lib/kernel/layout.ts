@@ -1,7 +1,7 @@
 /**
  * The boot memory map of QEMU's `pc` machine (i440FX + SeaBIOS), as a guest kernel sees it, and the
  * x86_64 facts derived from it: which RAM belongs to which node, the memory block size
- * (kernel-spec.md §1.1), the device-memory window DIMMs are placed in, and the memblock reservations
+ * (probe_memory_block_size), the device-memory window DIMMs are placed in, and the memblock reservations
  * boot leaves behind. Pure arithmetic on page frame numbers; nothing here touches a PhysMem.
  */
 import { KernelError } from '../errors.js';
@@ -52,7 +52,7 @@ export interface BootAllocations {
   movablePages?: number;
 }
 
-/** The defaults of {@link BootAllocations}: close to a small Debian guest (kernel-spec.md §13). */
+/** The defaults of {@link BootAllocations}: close to a small Debian guest. */
 export const DEFAULT_BOOT_ALLOCATIONS: Required<BootAllocations> = {
   kernelBase: 16 * MiB,
   kernelSize: 48 * MiB,
@@ -74,7 +74,7 @@ export interface PcLayout {
   nodeRam: PfnRange[][];
   /** End of the highest boot RAM (`max_pfn`). */
   maxPfn: number;
-  /** The memory block size in bytes (kernel-spec.md §1.1). */
+  /** The memory block size in bytes (probe_memory_block_size). */
   blockSize: number;
   /** QEMU's device-memory window for DIMMs, bytes. */
   deviceMemory: { base: number; size: number };

@@ -1,5 +1,5 @@
 /**
- * The hotplug locks (kernel-spec.md §6): async `Mutex` and `RwSemaphore`, acquired by the current task
+ * The hotplug locks (device_hotplug_lock, the device locks, mem_hotplug_lock, cpu_hotplug_lock): async `Mutex` and `RwSemaphore`, acquired by the current task
  * (task.ts) and reported to an optional lock validator (lockdep.ts), plus `HotplugLocks`, the set a
  * machine has: device_hotplug_lock, mem_hotplug_lock, cpu_hotplug_lock and the device locks of memory
  * block devices, with the kernel's helpers around them.

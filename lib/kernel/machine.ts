@@ -327,7 +327,7 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.blocks.set(o.id, mem);
     this.onBlocksChanged(mem, true);
     this.uevent(mem, 'add');
-    // device_add → bus_probe_device → device_lock(dev): taken under mem_hotplug_lock (kernel-spec.md §6).
+    // device_add → bus_probe_device → device_lock(dev): taken under mem_hotplug_lock.
     await mem.deviceLock.lock('device_register');
     mem.deviceLock.unlock();
     return mem;
@@ -449,7 +449,7 @@ export class Machine implements HotplugTarget, HotplugContext {
    * device_hotplug_lock (auto-online per `auto_online_blocks`), binds the blocks and reports _OST.
    * QEMU-side refusals: EEXIST (id in use), ENOSPC (no slot or no room below maxmem), EINVAL (size
    * not a multiple of 2 MiB, no such node). A kernel refusal (a range not aligned to the block size,
-   * kernel-spec §10.19) does not reject: as on a guest, the DIMM is plugged without memory, _OST says
+   * scenario plug-refused) does not reject: as on a guest, the DIMM is plugged without memory, _OST says
    * success and only dmesg tells; ejecting it later succeeds.
    */
   async plugDimm(d: DimmSpec): Promise<void> {

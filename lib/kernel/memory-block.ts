@@ -2,7 +2,7 @@
  * Memory block devices (drivers/base/memory.c) and the generic device online/offline core
  * (drivers/base/core.c) as far as memory blocks use it: `struct memory_block`, the `state` and
  * `online` stores, device_online / device_offline, memory_subsys_online / _offline and
- * memory_block_change_state (kernel-spec.md §2.1, §2.5). The page work behind them is in hotplug.ts.
+ * memory_block_change_state (drivers/base/memory.c). The page work behind them is in hotplug.ts.
  */
 import { KernelError } from '../errors.js';
 import type { ZoneType } from '../native/physmem.js';

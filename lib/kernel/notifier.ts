@@ -1,6 +1,5 @@
 /**
- * Notifier chains with the semantics of kernel/notifier.c and include/linux/notifier.h (kernel-spec.md
- * §4): blocking chains sorted by priority (highest first, FIFO among equals), -EEXIST on a duplicate,
+ * Notifier chains with the semantics of kernel/notifier.c and include/linux/notifier.h: blocking chains sorted by priority (highest first, FIFO among equals), -EEXIST on a duplicate,
  * -ENOENT on an unknown unregister, the call returning the last called notifier's value and stopping
  * on NOTIFY_STOP_MASK, and an rw_semaphore that calls take for read and (un)registration for write.
  *

@@ -1,6 +1,6 @@
 /**
  * Kernel-version profiles: every behavioural difference between the kernels memhp models lives in this
- * one table (kernel-spec.md §9). Flows read fields of the profile; they never test a version string.
+ * one table. Flows read fields of the profile; they never test a version string.
  */
 import { KernelError } from '../errors.js';
 
@@ -50,7 +50,7 @@ export type MemmapOnMemory = boolean | 'force';
 export interface KernelProfile {
   /** Profile name: '6.1', '6.12', '7.2', or a legacy name. */
   readonly name: string;
-  /** The Debian kernel release the profile was read from (kernel-spec.md §0). */
+  /** The Debian kernel release the profile was read from. */
   readonly release: string;
   /** True for profiles kept only to decode old payload layouts (not bootable, not simulated end to end). */
   readonly legacy: boolean;
@@ -68,7 +68,7 @@ export interface KernelProfile {
   readonly prepareFinishEvents: boolean;
   /** Order in which node states are set when a node gains memory (`node_states_set_node`). */
   readonly nodeStateSetOrder: readonly NodeStateName[];
-  /** The default of `auto_online_blocks` in Debian's config (kernel-spec.md §2.8). */
+  /** The default of `auto_online_blocks` in Debian's config (CONFIG_MHP_DEFAULT_ONLINE_TYPE). */
   readonly defaultOnlineType: OnlineType;
   /** Whether `online` also accepts e/E (true) and d/D (false) (kstrtobool, 7.3+). */
   readonly kstrtoboolEnableDisable: boolean;
@@ -172,7 +172,7 @@ export const PROFILES = {
     ...base,
     name: '6.12',
     // Debian's trixie kernel (6.12.117, read from its BTF) declares `enum memory_block_state` with
-    // PREPARE/FINISH appended; 6.12.107, which kernel-spec.md was written from, used bit flags 1..128.
+    // PREPARE/FINISH appended; 6.12.107 used bit flags 1..128.
     // The booted guest is the oracle, so the profile follows it.
     release: '6.12.117',
     actions: { ...MEM_ENUM, MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7 },
@@ -201,7 +201,7 @@ export const PROFILES = {
     defaultOnlineType: 'online',
     isolation: 'bit',
     nodeReclaimAttr: true,
-    // kernel-spec.md §2.5 dates e/E/d/D to 7.3; the 7.2.13 guest already accepts them (echo d > online offlines).
+    // kstrtobool's e/E/d/D: the 7.2.13 guest already accepts them (echo d > online offlines).
     kstrtoboolEnableDisable: true,
     // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
     memoryFailureOutsideErrno: 'EBUSY',
@@ -263,7 +263,7 @@ export function getProfile(version: string = 'latest'): KernelProfile {
   if (m) {
     const mm = `${m[1]}.${m[2]}`;
     if (Object.hasOwn(PROFILES, mm)) return PROFILES[mm as KernelVersion];
-    // Every 7.x kernel memhp knows behaves as 7.2 does (kernel-spec.md §12.2).
+    // Every 7.x kernel memhp knows behaves as 7.2 does.
     if (m[1] === '7') return PROFILES['7.2'];
   }
   throw new KernelError('EINVAL', `unknown kernel version '${version}' (known: ${[...Object.keys(PROFILES), 'latest', ...Object.keys(LEGACY_PROFILES)].join(', ')})`);

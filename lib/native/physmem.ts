@@ -7,7 +7,7 @@ import { KernelError } from '../errors.js';
 import { native } from './addon.js';
 import type { RawPhysMem, RawZoneInfo } from './types.js';
 
-/** Page size and geometry constants of x86_64 (kernel-spec.md §1). */
+/** Page size and geometry constants of x86_64. */
 export const PAGE_SHIFT = 12;
 /** Pages per 128 MiB memory section. */
 export const PAGES_PER_SECTION = 32768;
@@ -212,7 +212,7 @@ export class PhysMem {
     return this.raw.offlineIsolatedPages(start, nr);
   }
 
-  /** remove_pfn_range_from_zone: poison the memmap and shrink zone/node spans (kernel-spec §3.6). */
+  /** remove_pfn_range_from_zone: poison the memmap and shrink zone/node spans. */
   removeRangeFromZone(start: number, nr: number): void {
     this.raw.removeRangeFromZone(start, nr);
   }

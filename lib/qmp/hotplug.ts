@@ -122,7 +122,7 @@ export interface PlugDimmOptions extends WaitOptions {
   /**
    * Refuse a size or address that is not a multiple of the guest's memory block size (default true).
    * QEMU takes such a DIMM and the guest kernel then fails to add it, reporting only in dmesg
-   * (kernel-spec §10.19): false lets a test observe exactly that.
+   * (scenario plug-refused): false lets a test observe exactly that.
    */
   checkBlockSize?: boolean;
   /**

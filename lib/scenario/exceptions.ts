@@ -6,7 +6,7 @@
  * ```yaml
  * exceptions:
  *   - name: reonline-zone-after-failed-eject
- *     reason: the model re-onlines with the default policy but keeps Movable (kernel-spec §12.6)
+ *     reason: the model re-onlines with the default policy but keeps Movable
  *     kernels: [6.1, 6.12, latest]
  *     scenario: unplug-rejected*          # optional, * is a wildcard
  *     step: 5                             # optional

@@ -64,7 +64,7 @@ export const NORMALISATIONS: readonly Normalisation[] = [
     name: 'prepare-finish-status-nids',
     reason:
       '6.12 does not initialise status_change_nid / status_change_nid_normal of struct memory_notify for ' +
-      'MEM_PREPARE_ONLINE and MEM_FINISH_OFFLINE (kernel-spec §13): a guest shows stack contents there',
+      'MEM_PREPARE_ONLINE and MEM_FINISH_OFFLINE: a guest shows stack contents there',
     kernels: ['6.12'],
     scope: 'always',
     record: (r) =>
