@@ -993,12 +993,13 @@ void PhysMem::setPinned(const double* arg, size_t n, bool pinned) {
   }
 }
 
-void PhysMem::hwpoison(uint64_t pfn) {
-  if (!sec(pfn)) einval("hwpoison: pfn " + hex(pfn) + " is not present", int64_t(pfn));
+// take_page_off_buddy: the free page `pfn` leaves the buddy; the rest of its block stays free.
+Zone* PhysMem::takeOffBuddy(uint64_t pfn, const char* what) {
+  if (!sec(pfn)) einval(std::string(what) + ": pfn " + hex(pfn) + " is not present", int64_t(pfn));
   uint8_t code;
   int order;
   uint64_t head = findHead(pfn, code, order);
-  if (code != C_FREE0 && code != C_FREEH) ebusy("hwpoison: pfn " + hex(pfn) + " is not a free page", int64_t(pfn));
+  if (code != C_FREE0 && code != C_FREEH) ebusy(std::string(what) + ": pfn " + hex(pfn) + " is not a free page", int64_t(pfn));
   Zone* z = zoneOf(pfn);
   delFreeBlock(*z, head, order);
   // break_down_buddy_pages: free every half that does not hold the page.
@@ -1012,8 +1013,19 @@ void PhysMem::hwpoison(uint64_t pfn) {
       head += half;
     }
   }
+  return z;
+}
+
+void PhysMem::hwpoison(uint64_t pfn) {
+  Zone* z = takeOffBuddy(pfn, "hwpoison");
   set(pfn, C_HWPOISON);
   z->hwpoisonPages++;
+}
+
+void PhysMem::allocPage(uint64_t pfn, int kind) {
+  Zone* z = takeOffBuddy(pfn, "allocPage");
+  set(pfn, allocCode(kind, 0));
+  z->allocated[kind] += 1;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -162,6 +162,7 @@ class PhysMem {
   void freeBlocks(const double* pfns, size_t n);
   void setPinned(const double* pfns, size_t n, bool pinned);
   void hwpoison(uint64_t pfn);  // memory_failure on a free page: taken off the buddy, marked HWPoison
+  void allocPage(uint64_t pfn, int kind);  // one given free page allocated as `kind` (EBUSY if not free)
 
   // Introspection.
   const Zone* zone(int nid, int zt) const;
@@ -221,6 +222,7 @@ class PhysMem {
   uint8_t codeAt(uint64_t pfn) const;  // the page's code; page[1] of a compound block reads as TAIL
   int orderAt(uint64_t head) const;    // order of the block whose head is at `head`
   uint64_t findHead(uint64_t pfn, uint8_t& code, int& order) const;
+  Zone* takeOffBuddy(uint64_t pfn, const char* what);  // the free page leaves the buddy (EBUSY if not free)
   void writeHeader(uint64_t head, int order, uint8_t headCode);
   int listOf(uint64_t pfn) const;  // free list of a block headed at pfn: its pageblock's type or ISOLATE
   bool isFreeBlock(uint64_t pfn, int order) const;

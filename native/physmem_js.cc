@@ -107,6 +107,7 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::Pin>("pin"),
       InstanceMethod<&PhysMemJs::Unpin>("unpin"),
       InstanceMethod<&PhysMemJs::Hwpoison>("hwpoison"),
+      InstanceMethod<&PhysMemJs::AllocPage>("allocPage"),
       InstanceMethod<&PhysMemJs::ZoneInfo>("zoneInfo"),
       InstanceMethod<&PhysMemJs::NodeSpan>("nodeSpan"),
       InstanceMethod<&PhysMemJs::PageblockInfo>("pageblockInfo"),
@@ -303,6 +304,15 @@ Napi::Value PhysMemJs::Unpin(const Napi::CallbackInfo& info) {
 Napi::Value PhysMemJs::Hwpoison(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
     pm_.hwpoison(argPfn(info, 0, "hwpoison"));
+    return info.Env().Undefined();
+  });
+}
+
+// allocPage(pfn, kind): that free page, allocated as `kind`.
+Napi::Value PhysMemJs::AllocPage(const Napi::CallbackInfo& info) {
+  return guarded(info, [&] {
+    uint64_t pfn = argPfn(info, 0, "allocPage");
+    pm_.allocPage(pfn, argInt(info, 1, "allocPage", "kind", 0, NR_KINDS - 1));
     return info.Env().Undefined();
   });
 }

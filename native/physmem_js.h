@@ -38,6 +38,7 @@ class PhysMemJs : public Napi::ObjectWrap<PhysMemJs> {
   MEMHP_METHOD(Pin)
   MEMHP_METHOD(Unpin)
   MEMHP_METHOD(Hwpoison)
+  MEMHP_METHOD(AllocPage)
   MEMHP_METHOD(ZoneInfo)
   MEMHP_METHOD(NodeSpan)
   MEMHP_METHOD(PageblockInfo)

@@ -88,6 +88,11 @@ interface LoadedModule {
 }
 
 const GiB = 2 ** 30;
+/** The modules memhp models, with what each needs loaded first (its symbol dependencies). */
+const MODULE_DEPS: Readonly<Record<string, readonly string[]>> = {
+  notifier_error_inject: [],
+  memory_notifier_error_inject: ['notifier_error_inject'],
+};
 /** _OST source of an eject the platform requested (QEMU's device_del): ACPI_NOTIFY_EJECT_REQUEST. */
 const ACPI_NOTIFY_EJECT_REQUEST = 3;
 /** _OST source of an eject the OS started itself (a write to the device's `eject`): ACPI_OST_EC_OSPM_EJECT. */
@@ -305,9 +310,13 @@ export class Machine implements HotplugTarget, HotplugContext {
     const firstNormal = (this.physmem.zoneInfo(mem.nid, 'Normal')?.managed ?? 0) === 0;
     await memoryBlockOnline(this, mem);
     if (!firstNormal || mem.zone !== 'Normal' || this.cpusOfNode(mem.nid).length === 0) return;
-    const pfns = this.physmem.alloc({ count: 1, order: 0, kind: 'unmovable', nid: mem.nid, thisNode: true, highestZone: 'Normal' });
-    const inBlock = pfns.length === 1 && Math.floor(pfns[0]! / this.blockPages) === mem.id;
-    if (!inBlock && pfns.length) this.physmem.free(pfns);
+    // The zone's only free pages are this block's, and the buddy hands out its first page first (the
+    // guests' dump_page shows the page table at the block's first pfn after any memmap_on_memory pages).
+    for (let pfn = mem.startPfn + mem.nrVmemmapPages; pfn < mem.startPfn + mem.nrPages; pfn++) {
+      if (this.physmem.pageState(pfn).state !== 'free') continue;
+      this.physmem.allocPage(pfn, 'unmovable');
+      return;
+    }
   }
 
   /** @internal BlockActions: memory_block_offline. */
@@ -456,9 +465,10 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.#checkOpen();
     const size = bytes(d.size, 'size');
     const node = d.node ?? 0;
-    if (this.dimms.has(d.id)) throw new KernelError('EEXIST', `device id '${d.id}' is already in use`);
+    // QEMU's order (what the guest harness checks before device_add): the size, the id, then
+    // memory_device_pre_plug's slot and room, and only then pc_dimm_realize's node.
     if (!size || size % (2 * 2 ** 20)) throw new KernelError('EINVAL', `${d.id}: size must be a non-zero multiple of 2 MiB`);
-    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.possible) throw new KernelError('EINVAL', `${d.id}: node ${node} does not exist`);
+    if (this.dimms.has(d.id)) throw new KernelError('EEXIST', `device id '${d.id}' is already in use`);
     const used = new Set([...this.dimms.values()].map((x) => x.slot));
     let slot = 0;
     while (used.has(slot)) slot++;
@@ -468,6 +478,7 @@ export class Machine implements HotplugTarget, HotplugContext {
     const maxmem = this.layout.deviceMemory.size - this.slots * GiB + ram;
     const addr = this.dimmAddress(size);
     if (ram + plugged + size > maxmem || addr === null) throw new KernelError('ENOSPC', `${d.id}: not enough room below maxmem`);
+    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.possible) throw new KernelError('EINVAL', `${d.id}: node ${node} does not exist`);
     const dimm: Dimm = { id: d.id, slot, addr, size, node, group: null };
     this.dimms.set(d.id, dimm);
     await this.task('kworker/u8:0-kacpi_hotplug', async () => {
@@ -576,22 +587,35 @@ export class Machine implements HotplugTarget, HotplugContext {
   }
 
   /**
-   * Load a module. `memory-notifier-error-inject` (with `{priority}`) pulls in `notifier-error-inject`
-   * as modprobe does and creates its debugfs files. EEXIST if loaded, ENOENT for a module memhp lacks,
-   * EINVAL for a bad parameter value.
+   * Load a module as modprobe does: its dependencies first (`memory-notifier-error-inject` needs
+   * `notifier-error-inject`), then the module ({@link insmod}). A dependency loaded here stays loaded
+   * if the module then fails to load. EEXIST if loaded, ENOENT for a module memhp lacks, EINVAL for a
+   * bad parameter value.
    */
   async loadModule(name: string, params: Record<string, string | number> = {}): Promise<void> {
     this.#checkOpen();
     const mod = name.replaceAll('-', '_');
+    for (const dep of MODULE_DEPS[mod] ?? []) if (!this.modules.has(dep)) await this.insmod(dep);
+    await this.insmod(name, params);
+  }
+
+  /**
+   * Load one module as insmod(8) does (finit_module): its dependencies must be loaded (else ENOENT,
+   * "Unknown symbol in module"); a parameter the module does not have is ignored, as the kernel does.
+   * `memory-notifier-error-inject` (with `{priority}`) creates its debugfs files.
+   */
+  async insmod(name: string, params: Record<string, string | number> = {}): Promise<void> {
+    this.#checkOpen();
+    const mod = name.replaceAll('-', '_');
     if (this.modules.has(mod)) throw new KernelError('EEXIST', `module ${mod} is already loaded`);
+    if (!(mod in MODULE_DEPS)) throw new KernelError('ENOENT', `Module ${name} not found`);
+    const missing = MODULE_DEPS[mod]!.filter((d) => !this.modules.has(d));
+    if (missing.length) throw new KernelError('ENOENT', `${mod}: Unknown symbol in module (needs ${missing.join(', ')})`);
     if (mod === 'notifier_error_inject') {
       this.debugfs.dir('notifier-error-inject');
       this.modules.set(mod, { deps: [], unload: async () => void this.debugfs.entries.delete('notifier-error-inject') });
       return;
     }
-    if (mod !== 'memory_notifier_error_inject') throw new KernelError('ENOENT', `Module ${name} not found`);
-    // modprobe loads the dependency first; it stays loaded if this module then fails to load.
-    if (!this.modules.has('notifier_error_inject')) await this.loadModule('notifier_error_inject');
     let priority = 0;
     if (params.priority !== undefined) {
       try {

@@ -249,6 +249,11 @@ export class PhysMem {
     this.raw.hwpoison(pfn);
   }
 
+  /** One given free page taken off the buddy and allocated as `kind` (EBUSY when it is not free). */
+  allocPage(pfn: number, kind: PageKind): void {
+    this.raw.allocPage(pfn, kindIndex(kind));
+  }
+
   /** Counters and free areas of a zone, or null if the zone never held memory. */
   zoneInfo(nid: number, zone: ZoneType): ZoneInfo | null {
     const r = this.raw.zoneInfo(nid, zoneIndex(zone));

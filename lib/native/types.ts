@@ -50,6 +50,7 @@ export interface RawPhysMem {
   pin(pfns: Float64Array): void;
   unpin(pfns: Float64Array): void;
   hwpoison(pfn: number): void;
+  allocPage(pfn: number, kind: number): void;
   zoneInfo(nid: number, zone: number): RawZoneInfo | null;
   zoneCounters(nid: number, zone: number, out: Float64Array): void;
   nodeSpan(nid: number): { start: number; spanned: number };

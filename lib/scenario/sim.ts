@@ -3,7 +3,7 @@
  * exactly as the guest side boots QEMU (same boot RAM, nodes, slots, maxmem and kernel command line,
  * see `guestBootOptions` in guest.ts), the shared runner, and the steps only a simulator can run: `alloc`,
  * `free`, `pin` and `unpin` drive the machine's page allocator, so a scenario can put an unmovable or
- * pinned page in the way of an offline.
+ * pinned page in the way of an offline; `insmod` loads a module without its dependencies, as on a guest.
  *
  * Two entry points: {@link runOnSimulator} makes, runs and closes a machine; {@link createSimMachine}
  * plus {@link runOnMachine} leave the machine open for a caller that wants to look at it afterwards
@@ -77,6 +77,10 @@ export function simHandlers(machine: Machine): StepHandlers {
     return pfns;
   };
   return {
+    // The step is insmod(8), not modprobe: a module whose dependency is not loaded fails ENOENT, as on a guest.
+    insmod: async (s) => {
+      await machine.insmod(s.module, s.params ?? {});
+    },
     alloc: async (s) => {
       if (s.id !== undefined && (allocations.has(s.id) || freed.has(s.id))) throw new Error(`allocation id '${s.id}' is already in use`);
       const { id: _id, expect: _expect, ...req } = s;

@@ -74,6 +74,20 @@ describe('driver-core and ACPI files', () => {
     assert.equal(cpumask([0, 33], 40), '02,00000001\n', 'the leading 32-bit group as wide as its bits need');
   });
 
+  it("the kernel takes the first page of a node's first Normal block at once: hard offline EBUSY there, EBUSY offline", async () => {
+    const m = await Machine.create({ kernel: '6.12', memory: '512M', cmdline: ['memhp_default_state=online_kernel'] });
+    await m.plugDimm({ id: 'd1', size: '256M' });
+    assert.deepEqual([m.physmem.pageState(0x100000).state, m.physmem.pageState(0x100001).state, m.physmem.pageState(0x108000).state], ['unmovable', 'free', 'free']);
+    assert.equal(await code(m.sysfs.write(`${M}/hard_offline_page`, '0x100000000')), 'EBUSY');
+    assert.equal(await code(m.sysfs.write(`${M}/memory32/state`, 'offline')), 'EBUSY');
+    assert.equal(await code(m.sysfs.write(`${M}/memory33/state`, 'offline')), 'ok', 'the second Normal block is not taken');
+    await m.close();
+    const cpuless = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 2, cpus: 1, cmdline: ['memhp_default_state=online_kernel'] });
+    await cpuless.plugDimm({ id: 'd1', size: '128M', node: 1 });
+    assert.equal(await code(cpuless.sysfs.write(`${M}/memory32/state`, 'offline')), 'ok', 'no vCPU on node 1 allocates there');
+    await cpuless.close();
+  });
+
   it('hard_offline_page counts per node in memory_failure/ (recovered; a page already poisoned is not counted)', async () => {
     const m = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 2, cmdline: ['memhp_default_state=online_movable'] });
     await m.plugDimm({ id: 'd1', size: '128M', node: 1 });

@@ -34,6 +34,7 @@ const VALID: Record<keyof RawPhysMem, unknown[]> = {
   pin: [new Float64Array([0])],
   unpin: [new Float64Array([0])],
   hwpoison: [0],
+  allocPage: [0, 1],
   zoneInfo: [0, 2],
   zoneCounters: [0, 2, new Float64Array(5)],
   nodeSpan: [0],
