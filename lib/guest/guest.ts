@@ -639,13 +639,37 @@ export class Guest implements HotplugTarget {
    * (or the errno its _OST status stands for).
    */
   async plugDimm(d: { id: string; size: bigint | string; node?: number }): Promise<void> {
+    const bound = this.#guestBound(`plug ${d.id}: wait for the guest's _OST`);
     try {
-      await this.hotplug.plugDimm({ id: d.id, size: d.size, ...(d.node !== undefined ? { node: d.node } : {}), checkBlockSize: false, waitOnline: true });
+      await this.hotplug.plugDimm({ id: d.id, size: d.size, ...(d.node !== undefined ? { node: d.node } : {}), checkBlockSize: false, waitOnline: true, timeoutMs: Infinity, signal: bound.signal });
     } catch (e) {
       throw asKernelError(e);
     } finally {
+      bound.done();
       await this.syncTrace();
     }
+  }
+
+  /**
+   * A bound for a wait on this guest by the guest's own clock: the signal aborts (GuestError) once the
+   * guest's uptime has advanced `guestSeconds` since the wait began, polled through the agent; on a
+   * loaded host the guest runs slower and so does the bound.
+   */
+  #guestBound(what: string, guestSeconds = 60): { signal: AbortSignal; done(): void } {
+    const ac = new AbortController();
+    let running = true;
+    void (async () => {
+      try {
+        const end = (await this.uptime()) + guestSeconds;
+        while (running) {
+          await new Promise((r) => setTimeout(r, 250));
+          if (running && (await this.uptime()) > end) ac.abort(new GuestError(`${what}: no answer within ${guestSeconds} s of guest time`));
+        }
+      } catch (e) {
+        if (running) ac.abort(e); // the agent is gone: so is the guest
+      }
+    })();
+    return { signal: ac.signal, done: () => void (running = false) };
   }
 
   /**
@@ -654,11 +678,13 @@ export class Guest implements HotplugTarget {
    * with ENODEV, as on the simulator.
    */
   async unplugDimm(id: string): Promise<void> {
+    const bound = this.#guestBound(`unplug ${id}: wait for the guest's verdict`);
     try {
-      await this.hotplug.unplugDimm(id);
+      await this.hotplug.unplugDimm(id, { timeoutMs: Infinity, signal: bound.signal });
     } catch (e) {
       throw asKernelError(e);
     } finally {
+      bound.done();
       await this.syncTrace();
     }
   }

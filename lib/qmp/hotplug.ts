@@ -106,7 +106,9 @@ export interface MemoryHotplugOptions {
 
 /** Deadline and cancellation of one operation. */
 export interface WaitOptions {
+  /** Wall-clock bound in ms (default the instance's, 30 s); `Infinity` for none but `signal`. */
   timeoutMs?: number;
+  /** Aborting it ends the wait with its reason. */
   signal?: AbortSignal;
 }
 
@@ -210,10 +212,13 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> & { cancel(): voi
   return Object.assign(p, { cancel });
 }
 
-/** An AbortSignal that fires on the caller's signal or after `timeoutMs` (with a {@link QmpTimeoutError}). */
+/**
+ * An AbortSignal that fires on the caller's signal or after `timeoutMs` (with a {@link QmpTimeoutError});
+ * `Infinity` leaves the bound to the caller's signal alone (a Guest bounds its waits by the guest's clock).
+ */
 function deadline(what: string, timeoutMs: number, signal?: AbortSignal): { signal: AbortSignal; done(): void } {
   const ac = new AbortController();
-  const t = setTimeout(() => ac.abort(new QmpTimeoutError(what, timeoutMs)), timeoutMs);
+  const t = Number.isFinite(timeoutMs) ? setTimeout(() => ac.abort(new QmpTimeoutError(what, timeoutMs)), timeoutMs) : undefined;
   const onAbort = (): void => ac.abort(signal?.reason);
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
