@@ -76,7 +76,7 @@ export function runLine(r: RunRecord, s: CampaignSummary): string {
     case 'unstable':
       return `${head}UNSTABLE → ${r.finding}: ${f?.headline ?? ''} (${times})`;
     default:
-      return `${head}${r.verdict === 'sim-error' ? 'SIMULATOR CRASH' : 'DIVERGES'} → ${r.finding}, ${f && f.shrinkRuns ? `shrunk to ${f.minimalSteps} steps in ${f.shrinkRuns} runs` : 'not shrunk'}: ${f?.headline ?? ''} (${times})`;
+      return `${head}${r.verdict === 'sim-error' ? 'SIMULATOR CRASH' : 'DIVERGES'} → ${r.finding}, ${f && f.shrinkRuns ? `shrunk to ${f.minimalSteps} step${f.minimalSteps === 1 ? "" : "s"} in ${f.shrinkRuns} run${f.shrinkRuns === 1 ? "" : "s"}` : 'not shrunk'}: ${f?.headline ?? ''} (${times})`;
   }
 }
 

@@ -71,6 +71,12 @@ export function headline(r: DiffReport): string {
   return d.step === undefined ? d.text : `step ${d.step} (${d.stepText ?? ''}): ${d.text}`;
 }
 
+/** The scenario without the steps after its first difference: they cannot change what came before. */
+function cutAfter(s: Scenario, r: DiffReport): Scenario {
+  const steps = r.differences.flatMap((d) => (d.step === undefined ? [] : [d.step]));
+  return steps.length ? { ...s, steps: s.steps.slice(0, Math.min(...steps) + 1) } : s;
+}
+
 const pair = (c: Comparison): { guest?: Observation; sim?: Observation } => ({ ...(c.guest ? { guest: c.guest } : {}), ...(c.sim ? { sim: c.sim } : {}) });
 
 /** Run a campaign; resolves with the final summary (also in `<findingsDir>/summary.json`). */
@@ -159,7 +165,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
           const x = await compare(cand, kernel, o.targets, { ...exceptions, repeat: true });
           return x.signature?.key === key ? x : undefined;
         },
-        { maxRuns: shrinkRuns, ...(deadline !== undefined ? { deadline } : {}), onTest: (e) => o.onEvent?.({ type: 'phase', phase: 'shrink', scenario: scenario.name, runs: e.runs, steps: e.steps }) },
+        { maxRuns: shrinkRuns, hints: [cutAfter(scenario, c.report!)], ...(deadline !== undefined ? { deadline } : {}), onTest: (e) => o.onEvent?.({ type: 'phase', phase: 'shrink', scenario: scenario.name, runs: e.runs, steps: e.steps }) },
       );
       minimal = r.scenario;
       evidence = r.evidence ?? c;
@@ -186,6 +192,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     if (o.shrink !== false) {
       const r = await shrinkScenario(scenario, async (cand) => ((await compare(cand, kernel, o.targets, { simOnly: true })).simFailure?.signature.key === sig.key ? true : undefined), {
         maxRuns: shrinkRuns * 5,
+        hints: [{ ...scenario, steps: scenario.steps.slice(0, c.simFailure!.step + 1) }],
         ...(deadline !== undefined ? { deadline } : {}),
       });
       minimal = r.scenario;

@@ -29,6 +29,11 @@ export interface ShrinkOptions {
   deadline?: number;
   /** Called after each test (progress). */
   onTest?: (e: { runs: number; steps: number; accepted: boolean }) => void;
+  /**
+   * Candidates to try first, in order, e.g. the scenario cut after its first differing step (later
+   * steps cannot change what an earlier step observed, so that cut almost always holds).
+   */
+  hints?: readonly Scenario[];
 }
 
 /** What {@link shrinkScenario} found. */
@@ -144,6 +149,7 @@ export async function shrinkScenario<T>(scenario: Scenario, test: ShrinkTest<T>,
   };
   let cutShort = false;
   try {
+    for (const h of opts.hints ?? []) if (h.steps.length > 0 && h.steps.length < best.steps.length) await attempt(h);
     // 1. ddmin over the steps.
     let n = 2;
     while (best.steps.length >= 2) {
