@@ -115,6 +115,7 @@ function progressBar(o: FuzzCliOpts, kernels: number): { onEvent: (e: CampaignEv
     },
     stop: () => {
       if (tick) clearInterval(tick);
+      bar.update(); // flushes lines logged since the last redraw
       bar.stop();
     },
   };

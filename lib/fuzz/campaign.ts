@@ -15,6 +15,7 @@
 import { troubleMessage } from '../cli/sim.js';
 import { diffObservations, formatDiff, formatSteps, type DiffReport } from '../scenario/diff.js';
 import type { DivergenceException } from '../scenario/exceptions.js';
+import { NORMALISATIONS, type Normalisation } from '../scenario/normalise.js';
 import type { Observation } from '../scenario/observation.js';
 import type { Scenario, ScenarioKernel } from '../scenario/schema.js';
 import { compare, type Comparison, type FuzzTargets } from './compare.js';
@@ -76,6 +77,14 @@ function cutAfter(s: Scenario, r: DiffReport): Scenario {
   const steps = r.differences.flatMap((d) => (d.step === undefined ? [] : [d.step]));
   return steps.length ? { ...s, steps: s.steps.slice(0, Math.min(...steps) + 1) } : s;
 }
+
+/**
+ * The differ's table for a guest against its own re-run. Two boots of one machine differ in what
+ * memblock kept for themselves (a page of MemTotal; a re-run that saves its guest boots with another
+ * initramfs), the very reason `boot-reservations` compares those counters as changes since the
+ * baseline between a guest and the simulator (lib/scenario/normalise.ts); so it applies here too.
+ */
+const GUEST_VS_GUEST: readonly Normalisation[] = NORMALISATIONS.map((n) => (n.name === 'boot-reservations' ? { ...n, scope: 'with-guest' } : n));
 
 const pair = (c: Comparison): { guest?: Observation; sim?: Observation } => ({ ...(c.guest ? { guest: c.guest } : {}), ...(c.sim ? { sim: c.sim } : {}) });
 
@@ -147,7 +156,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     } catch (e) {
       rerunError = troubleMessage(e);
     }
-    const self = rerun && diffObservations(c.guest!, rerun, { labels: ['guest', 'guest re-run'] });
+    const self = rerun && diffObservations(c.guest!, rerun, { labels: ['guest', 'guest re-run'], normalisations: GUEST_VS_GUEST });
     if (!self || !self.ok) {
       const why = self ? `the guest disagrees with itself (${headline(self)})` : `the guest re-run failed (${rerunError})`;
       const described = { ...scenario, description: `unstable on ${kernel}: ${why}; guest vs simulator: ${first}` };

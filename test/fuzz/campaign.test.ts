@@ -87,6 +87,13 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     assert.match((await loadScenario(path.join(dir, 'findings', f.dir, 'scenario.yaml'))).description ?? '', /^unstable on latest: the guest disagrees with itself/);
   });
 
+  it('a guest whose boots differ by a page of MemTotal is not unstable: boot-dependent counters compare as changes', async () => {
+    const s = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG], { bootJitter: true }), kernels: ['latest'], runs: 30 });
+    assert.ok(s.findings.length > 0);
+    assert.deepEqual(s.findings.map((f) => f.kind), s.findings.map(() => 'divergence'));
+    assert.ok(s.findings.every((f) => f.minimalSteps <= 2));
+  });
+
   it('a simulator crash is a finding, shrunk on the simulator alone', async () => {
     const honest = liarTargets([]);
     const crashing: FuzzTargets = {
