@@ -60,6 +60,7 @@ interface FuzzCliOpts {
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** One line for a finished run: `fuzz-latest-1-3 (14 steps): DIVERGES → latest-1-3, shrunk to 2 steps in 23 runs: step 1 (…): …`. */
 export function runLine(r: RunRecord, s: CampaignSummary): string {
@@ -76,7 +77,7 @@ export function runLine(r: RunRecord, s: CampaignSummary): string {
     case 'unstable':
       return `${head}UNSTABLE → ${r.finding}: ${f?.headline ?? ''} (${times})`;
     default:
-      return `${head}${r.verdict === 'sim-error' ? 'SIMULATOR CRASH' : 'DIVERGES'} → ${r.finding}, ${f && f.shrinkRuns ? `shrunk to ${f.minimalSteps} step${f.minimalSteps === 1 ? "" : "s"} in ${f.shrinkRuns} run${f.shrinkRuns === 1 ? "" : "s"}` : 'not shrunk'}: ${f?.headline ?? ''} (${times})`;
+      return `${head}${r.verdict === 'sim-error' ? 'SIMULATOR CRASH' : 'DIVERGES'} → ${r.finding}, ${f && f.shrinkRuns ? `shrunk to ${plural(f.minimalSteps, 'step')} in ${plural(f.shrinkRuns, 'run')}` : 'not shrunk'}: ${f?.headline ?? ''} (${times})`;
   }
 }
 
@@ -87,7 +88,7 @@ export function summaryText(s: CampaignSummary, dir: string): string {
     `${s.scenariosRun} scenario${s.scenariosRun === 1 ? '' : 's'} (seed ${s.seed}, ${s.kernels.join(', ')}): ${s.agree} agree, ${s.divergences} diverge (${found} finding${found === 1 ? '' : 's'}, of which ${s.unstable} unstable), ${s.simErrors} simulator crash${s.simErrors === 1 ? '' : 'es'}, ${s.errors} could not complete; ${secs(s.timePerRunMs.mean)} per run (median ${secs(s.timePerRunMs.median)}), ${secs(s.elapsedMs)} in all`,
   ];
   for (const f of s.findings)
-    lines.push(`  ${path.join(dir, f.dir)}: ${f.kind}, ${f.originalSteps} → ${f.minimalSteps} steps${f.duplicates ? `, seen ${f.duplicates} more time${f.duplicates === 1 ? '' : 's'}` : ''}: ${f.headline}`);
+    lines.push(`  ${path.join(dir, f.dir)}: ${f.kind}, ${f.originalSteps} → ${plural(f.minimalSteps, 'step')}${f.duplicates ? `, seen ${f.duplicates} more time${f.duplicates === 1 ? '' : 's'}` : ''}: ${f.headline}`);
   return `${lines.join('\n')}\n`;
 }
 

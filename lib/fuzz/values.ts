@@ -8,7 +8,7 @@
 import type { Rng } from './rng.js';
 
 /** The kinds of value an attribute takes. */
-export type ValueKind = 'online-type' | 'bool' | 'uint' | 'errno-int' | 'policy' | 'address' | 'uevent' | 'any';
+export type ValueKind = 'online-type' | 'bool' | 'uint' | 'errno-int' | 'policy' | 'uevent' | 'any';
 
 const ONLINE_TYPES = ['online', 'offline', 'online_kernel', 'online_movable'] as const;
 
@@ -140,8 +140,6 @@ export function valueFor(rng: Rng, kind: ValueKind): string {
       return policyValue(rng);
     case 'uevent':
       return ueventValue(rng);
-    case 'address':
-      return uintValue(rng);
     case 'any':
       return rng.pick([onlineTypeValue, boolValue, uintValue, policyValue])(rng);
   }
