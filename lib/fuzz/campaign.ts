@@ -117,7 +117,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
   const known = new Map<string, FindingRecord>();
   const exceptions = o.exceptions ? { exceptions: o.exceptions } : {};
 
-  /** A new finding: shrink (unless off), write its directory, remember its signature. */
+  /** A new finding (already shrunk): write its directory, remember its signature. */
   const record = async (kind: FindingRecord['kind'], name: string, kernel: ScenarioKernel, key: string, line: string, files: FindingFiles, shrink: { runs: number; complete: boolean }): Promise<FindingRecord> => {
     await writeFinding(o.findingsDir, name, files);
     const f: FindingRecord = {
