@@ -9,6 +9,7 @@
 import { Command } from 'commander';
 import { runDemo } from '../sim/demo.js';
 import { conformCommand } from './conform.js';
+import { fuzzCommand } from './fuzz.js';
 import { lsmemCommand } from './lsmem.js';
 import { qmpCommand } from './qmp.js';
 import { simCommand } from './sim.js';
@@ -20,6 +21,7 @@ export function program(): Command {
   p.addCommand(lsmemCommand());
   p.addCommand(simCommand());
   p.addCommand(conformCommand());
+  p.addCommand(fuzzCommand());
   p.command('demo')
     .description('run the built-in simulation: boot, plug a DIMM, run a workload, offline and unplug')
     .action(async () => {
