@@ -3,7 +3,7 @@
  * deterministic from a seed. A machine (boot RAM, nodes, slots, maxmem and a kernel command line drawn
  * from the modelled parameters), then 6–20 steps weighted towards hot-plugged memory: plugs and
  * unplugs, writes of valid and odd values to every writable attribute, error injection, module loads
- * and unloads, reads, snapshots; always a snapshot at the end.
+ * and unloads, reads, snapshots, the ACPI hotplug switch; a snapshot or (one in four) a census at the end.
  *
  * The generator follows where QEMU puts each DIMM (first fit from 4 GiB, 2 MiB aligned, as
  * `Machine.dimmAddress` does) so that its block writes name the blocks a plug creates (`memory32` for
@@ -265,8 +265,10 @@ function readStep(m: Model): Doc {
   const hot = hotBlocks(m);
   const where = rng.weighted({ hot: hot.length ? 40 : 0, boot: 15, root: 30, missing: 15 });
   const attrs = ['state', 'online', 'valid_zones', 'phys_index', 'phys_device', 'removable'];
+  // The ACPI device of a hot-added block's slot, through its firmware_node link.
+  const firmware = ['firmware_node/status', 'firmware_node/path', 'firmware_node/physical_node/phys_index', 'firmware_node/physical_node1/state'];
   let path: string;
-  if (where === 'hot') path = `${MEM}/memory${rng.pick(hot)}/${rng.pick(attrs)}`;
+  if (where === 'hot') path = `${MEM}/memory${rng.pick(hot)}/${rng.chance(0.2) ? rng.pick(firmware) : rng.pick(attrs)}`;
   else if (where === 'boot') path = `${MEM}/memory${rng.int(0, m.ram / BLOCK - 1)}/${rng.pick(attrs)}`;
   else if (where === 'root')
     path = rng.pick([
@@ -281,6 +283,7 @@ function readStep(m: Model): Doc {
       `${NODE}/has_cpu`,
       `${NODE}/has_generic_initiator`,
       `${NODE}/node${rng.int(0, m.nodes)}`,
+      '/sys/firmware/acpi/hotplug/memory/enabled',
       ...PARAM_FILES.map(([p]) => p).filter((p) => p.startsWith(PARAMS)),
       `${INJECT_DIR}/${rng.pick(ACTIONS)}/error`,
     ]);
@@ -304,6 +307,7 @@ function stepWeights(m: Model): Record<string, number> {
     errorWrite: 2,
     module: 3,
     read: 10,
+    acpiHotplug: 1,
     snapshot: 2,
   };
 }
@@ -335,6 +339,9 @@ function stepDoc(m: Model): Doc | string {
       return moduleStep(m);
     case 'read':
       return readStep(m);
+    case 'acpiHotplug':
+      // Memory hotplug of the ACPI scan handler on and off: ejects are then refused (_OST 0x80).
+      return { write: { path: '/sys/firmware/acpi/hotplug/memory/enabled', value: rng.chance(0.8) ? rng.pick(['0', '1']) : valueFor(rng, 'uint') } };
     default:
       return rng.chance(0.5) ? 'snapshot' : { snapshot: { name: `mid${rng.int(1, 9)}` } };
   }
@@ -351,7 +358,8 @@ export function generateScenario(opts: GenerateOptions): Scenario {
   const n = rng.int(opts.minSteps ?? 6, opts.maxSteps ?? 20);
   const steps: (Doc | string)[] = [];
   for (let i = 0; i < n - 1; i++) steps.push(stepDoc(m));
-  steps.push(rng.chance(0.7) ? 'snapshot' : { snapshot: { name: 'end' } });
+  // A census now and then instead: every file of the hotplug trees, not only the snapshot's.
+  steps.push(rng.chance(0.25) ? 'census' : rng.chance(0.7) ? 'snapshot' : { snapshot: { name: 'end' } });
   const name = opts.name ?? `fuzz-${(opts.seed >>> 0).toString(16).padStart(8, '0')}`;
   return validateScenario({ name, machine: machine.doc, steps }, { source: `generated scenario ${name}` });
 }

@@ -37,6 +37,12 @@ function moreMemTotal(s: Snapshot, kB: number): Snapshot {
   return t && s.ram ? { ...s, ram: { ...s.ram, memTotal: `${Number(t[1]) + kB} kB` } } : s;
 }
 
+/** A census with `kB` more MemTotal. */
+function censusMoreMemTotal(c: Readonly<Record<string, string>>, kB: number): Record<string, string> {
+  const t = /^(\d+) kB$/.exec(c['/proc/meminfo MemTotal'] ?? '');
+  return t ? { ...c, '/proc/meminfo MemTotal': `${Number(t[1]) + kB} kB` } : { ...c };
+}
+
 /** The simulator with its observation labelled as a guest's (and with `jitter` kB more MemTotal in every snapshot). */
 async function asGuest(p: Promise<Observation>, jitter = 0): Promise<Observation> {
   const o = await p;
@@ -45,7 +51,7 @@ async function asGuest(p: Promise<Observation>, jitter = 0): Promise<Observation
     ...o,
     target: 'guest',
     ...(o.baseline ? { baseline: moreMemTotal(o.baseline, jitter) } : {}),
-    steps: o.steps.map((st) => (st.snapshot ? { ...st, snapshot: moreMemTotal(st.snapshot, jitter) } : st)),
+    steps: o.steps.map((st) => (st.snapshot ? { ...st, snapshot: moreMemTotal(st.snapshot, jitter) } : st.census ? { ...st, census: censusMoreMemTotal(st.census, jitter) } : st)),
   };
 }
 
