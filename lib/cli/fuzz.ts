@@ -5,7 +5,7 @@
  * findings directory with `summary.json` for the campaign.
  *
  *   memhp fuzz [--seed N] [--kernel 6.1,6.12,latest] [--runs N] [--time DURATION] [--findings DIR]
- *              [--exceptions FILE] [--no-snapshot] [--no-shrink] [--shrink-runs N] [--json]
+ *              [--exceptions FILE|DIR]… [--no-snapshot] [--no-shrink] [--shrink-runs N] [--json]
  *
  * The same seed gives the same scenarios. `--runs` counts scenarios per kernel; `--time` bounds the
  * campaign by wall-clock (no run or shrink candidate starts after it); without either, 10 runs per
@@ -19,7 +19,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { SCENARIO_KERNELS, type ScenarioKernel } from '../scenario/schema.js';
-import { loadExceptions, type DivergenceException } from '../scenario/exceptions.js';
+import { loadExceptionsFrom, type DivergenceException } from '../scenario/exceptions.js';
 import { runCampaign, type CampaignEvent } from '../fuzz/campaign.js';
 import { defaultTargets } from '../fuzz/compare.js';
 import type { CampaignSummary, RunRecord } from '../fuzz/findings.js';
@@ -52,7 +52,7 @@ interface FuzzCliOpts {
   runs?: number;
   time?: number;
   findings: string;
-  exceptions?: string;
+  exceptions: string[];
   snapshot: boolean;
   shrink: boolean;
   shrinkRuns: number;
@@ -133,7 +133,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
     .option('--runs <n>', 'scenarios per kernel (default 10 without --time)', wholeArg(1))
     .option('--time <duration>', 'wall-clock budget, e.g. 90s, 15m, 1h30m', durationArg)
     .option('--findings <dir>', 'findings directory', './memhp-findings')
-    .option('--exceptions <file>', 'documented divergences (YAML or JSON), as for memhp conform')
+    .option('--exceptions <path>', 'documented divergences: a YAML or JSON file, or a directory of them (repeatable), as for memhp conform', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--no-snapshot', 'boot every guest kernel instead of restoring a saved guest of the same machine')
     .option('--no-shrink', 'report divergences as generated, without shrinking them')
     .option('--shrink-runs <n>', 'candidate runs (guest + simulator) per finding', wholeArg(1), 60)
@@ -141,7 +141,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
     .action(async (o: FuzzCliOpts) => {
       let exceptions: DivergenceException[] | undefined;
       try {
-        if (o.exceptions) exceptions = await loadExceptions(o.exceptions);
+        if (o.exceptions.length) exceptions = await loadExceptionsFrom(o.exceptions);
       } catch (e) {
         io.stderr(`memhp fuzz: ${troubleMessage(e)}\n`);
         return onExit(SCENARIO_EXIT.TROUBLE);
@@ -162,7 +162,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
           findingsDir: o.findings,
           targets: defaultTargets({ snapshot: o.snapshot }),
           ...(exceptions ? { exceptions } : {}),
-          ...(o.exceptions ? { exceptionsFile: o.exceptions } : {}),
+          ...(o.exceptions.length ? { exceptionsFile: o.exceptions.join(' --exceptions ') } : {}),
           shrink: o.shrink,
           shrinkRuns: o.shrinkRuns,
           snapshot: o.snapshot,

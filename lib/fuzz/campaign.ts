@@ -49,7 +49,7 @@ export interface CampaignOptions {
   targets: FuzzTargets;
   /** Documented divergences. */
   exceptions?: readonly DivergenceException[];
-  /** The exceptions file's name, recorded in the summary. */
+  /** Where the exceptions came from (`a.yaml --exceptions dir/`), recorded in the summary and the findings' README. */
   exceptionsFile?: string;
   /** Shrink findings (default true). */
   shrink?: boolean;
