@@ -1,10 +1,10 @@
 /**
  * `memhp fuzz` against real guests, as a user runs it: a small fixed-seed campaign (3 scenarios on
- * each of 6.1, 6.12 and latest, a short shrink budget) completes, writes summary.json and a directory
- * per finding, and every finding that is not unstable has a minimal scenario that still diverges with
- * its signature when run again. The findings are printed; whether CI should require none is open, so
- * the test does not. Guests are saved to a private snapshot directory (the shared cache is left alone).
- * About 2–3 minutes under TCG.
+ * each of 6.1, 6.12 and latest, a short shrink budget) completes, writes summary.json, and finds no
+ * divergence outside the exceptions: the simulator agrees with the real kernels on scenarios nobody
+ * wrote. Findings are printed with their diffs; one the guest does not reproduce itself (unstable) is
+ * reported but does not fail the run. Guests are saved to a private snapshot directory (the shared
+ * cache is left alone). About 2–3 minutes under TCG.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,11 +13,11 @@ import path from 'node:path';
 import { runFuzz } from '../../lib/cli/fuzz.js';
 import { compare, defaultTargets } from '../../lib/fuzz/compare.js';
 import type { CampaignSummary } from '../../lib/fuzz/findings.js';
-import { loadExceptions } from '../../lib/scenario/exceptions.js';
+import { loadExceptionsFrom } from '../../lib/scenario/exceptions.js';
 import { loadScenario } from '../../lib/scenario/schema.js';
 import { ourQemus } from '../qemus.js';
 
-const EXCEPTIONS = 'test/scenarios/exceptions/guest-harness.yaml';
+const EXCEPTIONS = 'test/scenarios/exceptions';
 
 describe('memhp fuzz on real guests', function () {
   this.timeout(10 * 60_000);
@@ -35,7 +35,7 @@ describe('memhp fuzz on real guests', function () {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('--seed 1 --runs 3 on 6.1, 6.12 and latest completes; every stable finding has a minimal scenario that reproduces', async () => {
+  it('--seed 1 --runs 3 on 6.1, 6.12 and latest completes and finds no divergence outside the exceptions', async () => {
     const findings = path.join(dir, 'findings');
     let out = '';
     let err = '';
@@ -53,7 +53,7 @@ describe('memhp fuzz on real guests', function () {
     assert.ok(s.runs.every((r) => r.guestMs > 0 && r.ms >= r.guestMs));
     assert.deepEqual(ourQemus(), [], 'no QEMU left running');
 
-    const exceptions = await loadExceptions(EXCEPTIONS);
+    const exceptions = await loadExceptionsFrom([EXCEPTIONS]);
     const targets = defaultTargets();
     for (const f of s.findings) {
       const fdir = path.join(findings, f.dir);
@@ -66,5 +66,6 @@ describe('memhp fuzz on real guests', function () {
       if (f.kind === 'sim-error') assert.equal(again.simFailure?.signature.key, f.signature, `${f.dir}: the simulator fails the same way`);
       else assert.equal(again.signature?.key, f.signature, `${f.dir}: the minimal scenario reproduces its divergence`);
     }
+    assert.equal(s.divergences + s.simErrors, 0, `the simulator disagrees with a guest:\n${out}`);
   });
 });
