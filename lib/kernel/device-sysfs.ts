@@ -165,7 +165,8 @@ export function acpiHotplugDir(m: Machine): StaticDir {
     new StaticDir({
       enabled: rw(
         () => (m.acpiHotplugEnabled[what] ? '1\n' : '0\n'),
-        // acpi_scan_hotplug_enabled: kstrtouint(buf, 10, ...), anything but 0 enables.
+        // hotplug_enabled_store: a decimal 0 or 1 (kstrtouint base 10); 6.1, 6.12 and 7.2 guests refuse
+        // '979', '10', '0x1', 'n', 'on' and 'Yes' alike with EINVAL.
         (v) => {
           let n: bigint;
           try {
@@ -173,8 +174,8 @@ export function acpiHotplugDir(m: Machine): StaticDir {
           } catch {
             throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
           }
-          if (n > 0xffffffffn) throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
-          m.acpiHotplugEnabled[what] = n !== 0n;
+          if (n > 1n) throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
+          m.acpiHotplugEnabled[what] = n === 1n;
         },
       ),
     });

@@ -134,6 +134,11 @@ describe('driver-core and ACPI files', () => {
     assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/force_remove', '1')), 'EINVAL');
     await m.sysfs.write('/sys/firmware/acpi/hotplug/force_remove', '0');
     assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', 'x')), 'EINVAL');
+    for (const v of ['979', '10', '0x1', 'n', 'on', 'Yes']) assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', v)), 'EINVAL', v);
+    await m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', '0\n');
+    assert.equal(await m.sysfs.read('/sys/firmware/acpi/hotplug/memory/enabled'), '0\n');
+    await m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', '01');
+    assert.equal(await m.sysfs.read('/sys/firmware/acpi/hotplug/memory/enabled'), '1\n');
     assert.deepEqual(await m.sysfs.list('/sys/bus/memory'), ['devices', 'drivers', 'drivers_autoprobe', 'drivers_probe', 'uevent']);
     assert.equal(await code(m.sysfs.write('/sys/bus/memory/drivers_probe', 'memory1')), 'ok');
     assert.equal(await code(m.sysfs.write('/sys/bus/memory/drivers_probe', 'memory99')), 'ENODEV');
