@@ -13,7 +13,7 @@ import path from 'node:path';
 import { durationArg, runFuzz } from '../../lib/cli/fuzz.js';
 import { runCampaign, type CampaignOptions } from '../../lib/fuzz/campaign.js';
 import { compare, type FuzzTargets } from '../../lib/fuzz/compare.js';
-import type { CampaignSummary } from '../../lib/fuzz/findings.js';
+import { readSummary, type CampaignSummary } from '../../lib/fuzz/findings.js';
 import { DEFAULT_HANDLERS } from '../../lib/scenario/run.js';
 import { loadScenario } from '../../lib/scenario/schema.js';
 import { runOnSimulator } from '../../lib/scenario/sim.js';
@@ -72,6 +72,27 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     for (const f of a.findings) assert.equal(await readFile(path.join(dir, 'a', f.dir, 'scenario.yaml'), 'utf8'), await readFile(path.join(dir, 'b', f.dir, 'scenario.yaml'), 'utf8'));
     const other = await runCampaign({ seed: 4, kernels: ['6.1', 'latest'], runs: 12, findingsDir: path.join(dir, 'c'), targets: liarTargets([ONLINE_EINVAL_AS_E2BIG]) });
     assert.notDeepEqual(other.runs.map((r) => r.scenarioSeed), a.runs.map((r) => r.scenarioSeed));
+  });
+
+  it('resumes: a campaign continued from its summary makes the runs it had not made, and ends as one uninterrupted campaign', async () => {
+    const whole = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG]) }, 'whole');
+    const first = liarTargets([ONLINE_EINVAL_AS_E2BIG]);
+    const part = await campaign({ targets: first, runs: 5, version: '1.0.0' }, 'parts');
+    assert.equal(part.scenariosRun, 10);
+    const again = liarTargets([ONLINE_EINVAL_AS_E2BIG]);
+    const rest = await campaign({ targets: again, resume: await readSummary(path.join(dir, 'parts')), version: '1.0.1' }, 'parts');
+    const strip = (s: CampaignSummary) => s.runs.map(({ ms: _ms, simMs: _s, guestMs: _g, ...r }) => r);
+    assert.deepEqual(strip(rest), strip(whole));
+    assert.deepEqual(rest.findings.map(({ shrinkRuns: _r, ...f }) => f), whole.findings.map(({ shrinkRuns: _r, ...f }) => f));
+    assert.equal(rest.complete, true);
+    // The resumed session ran only the 14 runs left (and what its new findings' re-runs and shrinks needed).
+    const newFindings = rest.findings.slice(part.findings.length);
+    assert.equal(again.calls, 14 + newFindings.reduce((t, f) => t + 1 + f.shrinkRuns, 0));
+    assert.deepEqual(rest.sessions?.map((x) => [x.memhp, x.runs]), [['1.0.0', 10], ['1.0.1', 14]]);
+    assert.ok(rest.elapsedMs >= part.elapsedMs);
+    assert.equal(rest.startedAt, part.startedAt);
+    await assert.rejects(campaign({ targets: again, seed: 4, resume: rest }, 'parts'), /cannot resume: the campaign was seed 3 on 6\.1,latest, not seed 4/);
+    await assert.rejects(readSummary(path.join(dir, 'nothing')), /no campaign to resume in .*nothing: cannot read .*summary\.json \(ENOENT\)/);
   });
 
   it('a guest that disagrees with itself gives an unstable finding with the guest-vs-guest diff, not shrunk', async () => {
