@@ -24,19 +24,10 @@ import { runCampaign, type CampaignEvent } from '../fuzz/campaign.js';
 import { defaultTargets } from '../fuzz/compare.js';
 import type { CampaignSummary, RunRecord } from '../fuzz/findings.js';
 import { kernelListArg } from './conform.js';
-import type { CliIo } from './qmp.js';
-import { SCENARIO_EXIT, processIo, runSubcommand, troubleMessage, usageExitsTrouble, type CommandOptions } from './sim.js';
+import { durationArg, failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
+import { SCENARIO_EXIT } from './sim.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parse a duration: `90` (seconds), `90s`, `15m`, `1h30m`, `500ms`. Returns milliseconds. */
-export function durationArg(v: string): number {
-  const t = v.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
-  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
-  if (!parts.length || parts.map((p) => p[0]).join('') !== t) throw new InvalidArgumentError(`expected a duration such as 90s, 15m or 1h30m, got '${v}'`);
-  return parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]!]!, 0);
-}
+export { durationArg };
 
 /** Parse a whole number option (`--seed`, `--runs`, `--shrink-runs`) of at least `min`. */
 export function wholeArg(min: number): (v: string) => number {
@@ -126,7 +117,7 @@ function progressBar(o: FuzzCliOpts, kernels: number): { onEvent: (e: CampaignEv
 export function fuzzCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const onExit = opts.onExit ?? ((code: number) => void (process.exitCode = code));
-  return usageExitsTrouble(new Command('fuzz'))
+  return new Command('fuzz')
     .description('differential fuzzing: random scenarios on real guests and on the simulator, divergences shrunk to minimal scenarios')
     .option('--seed <n>', 'campaign seed: the same seed gives the same scenarios (default: random, printed)', wholeArg(0))
     .option('--kernel <list>', `kernels, e.g. 6.1,6.12,latest (default ${SCENARIO_KERNELS.join(',')})`, kernelListArg)
@@ -138,12 +129,12 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
     .option('--no-shrink', 'report divergences as generated, without shrinking them')
     .option('--shrink-runs <n>', 'candidate runs (guest + simulator) per finding', wholeArg(1), 60)
     .option('--json', 'print the campaign summary as JSON at the end instead of text')
-    .action(async (o: FuzzCliOpts) => {
+    .action(async (o: FuzzCliOpts, cmd: Command) => {
       let exceptions: DivergenceException[] | undefined;
       try {
         if (o.exceptions.length) exceptions = await loadExceptionsFrom(o.exceptions);
       } catch (e) {
-        io.stderr(`memhp fuzz: ${troubleMessage(e)}\n`);
+        io.stderr(failureText(cmd, e));
         return onExit(SCENARIO_EXIT.TROUBLE);
       }
       const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
@@ -172,7 +163,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
           },
         });
       } catch (e) {
-        io.stderr(`memhp fuzz: ${troubleMessage(e)}\n`);
+        io.stderr(failureText(cmd, e));
         return onExit(SCENARIO_EXIT.TROUBLE);
       } finally {
         bar?.stop();
