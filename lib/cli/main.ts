@@ -12,30 +12,16 @@
  * ({@link EXIT}): 0 success, 1 a difference, unmet expectation or failed operation, 2 a usage error
  * or trouble, 64 partial success (qmp).
  */
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { runDemo } from '../sim/demo.js';
 import { conformCommand } from './conform.js';
 import { fuzzCommand } from './fuzz.js';
-import { EXIT, processIo, runCommand, type CliIo, type CommandOptions } from './io.js';
+import { EXIT, processIo, runCommand, version, type CliIo, type CommandOptions } from './io.js';
 import { lsmemCommand } from './lsmem.js';
 import { qmpCommand } from './qmp.js';
 import { simCommand } from './sim.js';
 
-export { EXIT };
-
-/** memhp's version, from its package.json (two levels up from lib/cli, three from dist/lib/cli). */
-export function version(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'memhp' && pkg.version) return pkg.version;
-    } catch {
-      /* not this level */
-    }
-  }
-  return 'unknown';
-}
+export { EXIT, version };
 
 /** Build the `memhp` program; its commands write through `opts.io` and report exit codes to `opts.onExit`. */
 export function program(opts: CommandOptions = {}): Command {

@@ -166,4 +166,20 @@ describe('memhp fuzz: arguments', () => {
     assert.equal(await runFuzz(['--exceptions', path.join(dir, 'missing.yaml'), '--runs', '1'], { stdout: () => undefined, stderr: (t) => void (err += t) }), 2);
     assert.match(err, /missing\.yaml/);
   });
+
+  it('--resume needs a summary of the same campaign, and a bound when the campaign had only a time budget', async () => {
+    const run = async (args: string[]): Promise<[number, string]> => {
+      let err = '';
+      const code = await runFuzz(args, { stdout: () => undefined, stderr: (t) => void (err += t) });
+      return [code, err];
+    };
+    const none = await run(['--resume', '--findings', path.join(dir, 'none')]);
+    assert.equal(none[0], 2);
+    assert.match(none[1], /^memhp fuzz: no campaign to resume in .*none: cannot read .*summary\.json \(ENOENT\)\n$/);
+    await campaign({ targets: liarTargets([]), runs: undefined, timeMs: 1, kernels: ['6.1'] }, 'timed');
+    const timed = path.join(dir, 'timed');
+    assert.match((await run(['--resume', '--findings', timed]))[1], /was bounded by time only: give --runs or --time to resume it/);
+    assert.match((await run(['--resume', '--findings', timed, '--seed', '4', '--runs', '1']))[1], /--seed 4: the campaign in .* is seed 3/);
+    assert.match((await run(['--resume', '--findings', timed, '--kernel', 'latest', '--runs', '1']))[1], /--kernel latest: the campaign in .* runs 6\.1/);
+  });
 });
