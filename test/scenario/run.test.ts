@@ -188,12 +188,13 @@ steps:
     assert.deepEqual(o.steps[0]!.result, { status: 'error', errno: 'ENOMEM', message: 'no memory' });
   });
 
-  it('a KernelError of another copy of memhp (a dynamic import under tsx) is still a kernel refusal', async () => {
-    const foreign = (code: string): Error => Object.assign(new Error('refused'), { name: 'KernelError', code });
+  it('a KernelError of another copy of memhp (a dynamic import under tsx) is still a kernel refusal; a look-alike is not', async () => {
+    const other = (await import(`${new URL('../../lib/errors.js', import.meta.url).href}?copy=run`)) as typeof import('../../lib/errors.js');
     const s = parseScenario('steps: [{alloc: {count: 1}}, {alloc: {count: 2}}]');
-    const o = await runScenario(new RecordingTarget(), { ...s, steps: s.steps.slice(0, 1) }, { handlers: { alloc: async () => Promise.reject(foreign('EBUSY')) } });
+    const o = await runScenario(new RecordingTarget(), { ...s, steps: s.steps.slice(0, 1) }, { handlers: { alloc: async () => Promise.reject(new other.KernelError('EBUSY', 'refused')) } });
     assert.deepEqual(o.steps[0]!.result, { status: 'error', errno: 'EBUSY', message: 'refused' });
-    await assert.rejects(runScenario(new RecordingTarget(), s, { handlers: { alloc: async () => Promise.reject(foreign('EWHAT')) } }), ScenarioRunError);
+    const lookAlike = Object.assign(new Error('refused'), { name: 'KernelError', code: 'EBUSY' });
+    await assert.rejects(runScenario(new RecordingTarget(), s, { handlers: { alloc: async () => Promise.reject(lookAlike) } }), ScenarioRunError);
   });
 
   it('a failure that is not the kernel ends the run with the steps so far', async () => {
