@@ -734,9 +734,10 @@ uint64_t PhysMem::offlineIsolatedPages(uint64_t start, uint64_t nr) {
                  " block at " + hex(head) + " (isolate and offline on block boundaries)",
              int64_t(head));
   }
-  // Sections go offline first, as in the kernel (pfn_to_online_page stops returning them).
-  for (uint64_t pfn = start; pfn < end; pfn += SECTION_PAGES)
-    if ((pfn & (SECTION_PAGES - 1)) == 0 && end - pfn >= SECTION_PAGES) sec(pfn)->online = false;
+  // Sections go offline first, as in the kernel (pfn_to_online_page stops returning them). Like
+  // offline_mem_sections, every section the range reaches, in steps of a section from its start: with
+  // memmap_on_memory the range starts after the block's vmemmap pages, and their section goes too.
+  for (uint64_t pfn = start; pfn < end; pfn += SECTION_PAGES) sec(pfn)->online = false;
   uint64_t managed = 0;
   forEachBlock(start, end, [&](uint64_t h, uint8_t c, int o, uint64_t run) {
     Zone* bz = zoneOf(h);

@@ -77,6 +77,18 @@ describe('native PhysMem', () => {
       ok(pm);
     });
 
+    it('offlining the pages after a block\'s own memmap takes the whole section offline (offline_mem_sections)', () => {
+      const pm = new PhysMem();
+      const vm = 2 * PB; // memmap_on_memory: the block's first pages hold its memmap
+      pm.addSections(S, S, 0);
+      pm.initMemmapOnMemory(S, vm, 0, 'Normal');
+      online(pm, S + vm, S - vm, 0, 'Normal');
+      assert.equal(pm.sectionInfo(S).online, true);
+      offline(pm, S + vm, S - vm, [0]);
+      assert.equal(pm.sectionInfo(S).online, false, 'the vmemmap pages\' section is offline too');
+      assert.equal(pm.sectionInfo(2 * S - 1).online, false);
+    });
+
     it('keeps onlined pages isolated (not allocatable) until undoIsolateRange', () => {
       const pm = new PhysMem();
       pm.addSections(0, S, 0);
