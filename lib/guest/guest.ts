@@ -4,8 +4,10 @@
  * Boot: prepare the kernel (download/cache), build the initramfs, start QEMU in its own process group
  * with sockets in a private 0700 directory, wait for the agent's READY. Hotplug goes through QMP; the
  * guest's kprobe/uevent lines and QMP events become trace records. QEMU never outlives its owner:
- * `close()`, every failure path, and process exit kill the whole process group, and where `setpriv`
- * exists QEMU also gets SIGKILL when the owning process dies abruptly (parent-death signal).
+ * `close()`, every failure path, process exit and SIGINT/SIGTERM/SIGHUP kill the whole process group
+ * and remove the private directory (lib/guest/cleanup.ts), and where `setpriv` exists QEMU also gets
+ * SIGKILL when the owning process dies abruptly (parent-death signal); a boot removes the directories
+ * such an owner left.
  *
  * With `snapshot: 'reuse'` a boot first looks for a saved, idle guest of the same machine in the
  * snapshot cache (lib/guest/snapshot.ts) and loads it instead of booting the kernel; a plain boot then
@@ -13,7 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
@@ -25,6 +27,7 @@ import { GuestRejectedError, HotplugError, type HOTPLUG_CHECK_ERRNO } from '../q
 import { MemoryHotplug, parseSize, type Size } from '../qmp/hotplug.js';
 import { accelArgs, detectAccel, type Accel } from './accel.js';
 import { AgentClient, base64, type AgentReady } from './agent.js';
+import { ownedTempDir, reclaimStale, removeDir, trackProcess } from './cleanup.js';
 import { GuestError } from './errors.js';
 import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
@@ -136,7 +139,8 @@ export function bootHistory(): BootInfo[] {
 }
 
 const live = new Set<Guest>();
-let exitHook = false;
+/** Prefix of a guest's private directory under the temporary directory: `memhp-guest-<pid>-<start>-XXXXXX`. */
+const GUEST_DIR = 'memhp-guest-';
 
 function killGroup(child: ChildProcess): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -148,22 +152,6 @@ function killGroup(child: ChildProcess): void {
     } catch {
       /* already gone */
     }
-  }
-}
-
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  const killAll = (): void => {
-    for (const g of live) g.kill();
-  };
-  process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      killAll();
-      // Let the signal do what it would have done without us.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
   }
 }
 
@@ -270,6 +258,7 @@ export class Guest implements HotplugTarget {
    */
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
     const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
+    await reclaimStale(os.tmpdir(), GUEST_DIR); // what SIGKILLed owners left
     const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
     let accel: Accel;
     let reason: string;
@@ -332,7 +321,17 @@ export class Guest implements HotplugTarget {
    * rejects with {@link RestoreFailed}; QEMU is killed and the directory removed on every failure.
    */
   static async #attempt(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'memhp-guest-')); // mkdtemp makes it 0700
+    const dir = await ownedTempDir(os.tmpdir(), GUEST_DIR); // mkdtemp makes it 0700
+    try {
+      return await Guest.#launch(dir, o, prepared, accel, reason, attempts, snap);
+    } catch (e) {
+      await removeDir(dir);
+      throw e;
+    }
+  }
+
+  /** {@link Guest.#attempt} in the private directory `dir`; on success the guest owns it, and {@link Guest.close} removes it. */
+  static async #launch(dir: string, o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
     const calibration = path.join(prepared.dir, 'chain-offsets');
     const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
     const initrd = path.join(dir, 'initramfs.cpio');
@@ -377,16 +376,17 @@ export class Guest implements HotplugTarget {
     // Hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
     const intact = entry ? fileSha256(entry.image, false).catch((e: unknown) => `unreadable: ${(e as Error).message}`) : undefined;
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
-    installExitHook();
     const t0 = performance.now();
     // detached: own session and process group, so one kill reaches QEMU and anything it starts.
     const child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    const untrack = trackProcess(child.pid, true);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const exited = new Promise<string>((resolve) => {
       child.once('error', (e) => resolve(`could not start ${qemu}: ${e.message}`));
       child.once('exit', (code, sig) => resolve(`QEMU exited (${sig ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
     });
+    void exited.then(untrack);
     const tail = (): Promise<string> => consoleText(dir, 40);
     let agent: AgentClient | undefined;
     let qmp: QmpClient | undefined;
@@ -396,7 +396,7 @@ export class Guest implements HotplugTarget {
       agent?.close();
       await qmp?.close().catch(() => undefined);
       const log = await tail();
-      await rm(dir, { recursive: true, force: true });
+      await removeDir(dir);
       // QEMU says on stderr why it refused a stream (e.g. `Unknown ramblock "ram0"`).
       const said = stderr.trim() && !msg.includes(stderr.trim()) ? `; QEMU said: ${stderr.trim()}` : '';
       if (entry) throw await RestoreFailed.drop(snap!.cache, entry, msg + said, cause, log);
@@ -702,7 +702,7 @@ export class Guest implements HotplugTarget {
     await this.syncTrace();
   }
 
-  /** SIGKILL QEMU's process group now (synchronous; used on process exit). */
+  /** SIGKILL QEMU's process group now (synchronous); {@link Guest.close} still has to be called to remove the directory. */
   kill(): void {
     killGroup(this.child);
   }
@@ -723,7 +723,7 @@ export class Guest implements HotplugTarget {
       this.agent.close();
       await this.qmp.close().catch(() => undefined);
       live.delete(this);
-      await rm(this.dir, { recursive: true, force: true });
+      await removeDir(this.dir);
     })();
     return this.#closing;
   }

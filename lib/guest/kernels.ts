@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ensureDebianPackages } from '../host/packages.js';
 import { Btf, btfFromBzImage, kernelLayout, type KernelLayout } from './btf.js';
+import { ownedTempDir, reclaimStale, removeDir } from './cleanup.js';
 import { GuestError } from './errors.js';
 
 const run = promisify(execFile);
@@ -333,8 +334,19 @@ async function doPrepare(suite: KernelSuite, cache: string, opts: PrepareOptions
     if (!existsSync(f)) throw new GuestError(`apt-get download did not produce ${f}`);
   }
 
-  const stage = path.join(cache, 'kernels', `.stage-${resolved.release}-${process.pid}`);
-  await rm(stage, { recursive: true, force: true });
+  const kernels = path.join(cache, 'kernels');
+  await mkdir(kernels, { recursive: true });
+  await reclaimStale(kernels, '.stage-'); // left by a SIGKILLed run
+  const stage = await ownedTempDir(kernels, '.stage-');
+  try {
+    return await unpackKernel(suite, cache, resolved, debDir, stage, modules, dir, infoFile);
+  } finally {
+    await removeDir(stage);
+  }
+}
+
+/** Unpack a kernel's packages through `stage` into its directory `dir` and describe it. */
+async function unpackKernel(suite: KernelSuite, cache: string, resolved: Awaited<ReturnType<typeof resolvePackages>>, debDir: string, stage: string, modules: readonly string[], dir: string, infoFile: string): Promise<PreparedKernel> {
   await unpack(resolved.pkgs.map((p) => path.join(debDir, debFile(p))), stage, modules);
   const vmlinuzSrc = (await findFiles(stage, (n) => n === 'vmlinuz' || n === `vmlinuz-${resolved.release}`))[0];
   if (!vmlinuzSrc) throw new GuestError(`no vmlinuz in ${resolved.pkgs.map((p) => p.name).join(', ')}`);
@@ -354,7 +366,6 @@ async function doPrepare(suite: KernelSuite, cache: string, opts: PrepareOptions
     else await rename(f, out);
     mods[name] = out;
   }
-  await rm(stage, { recursive: true, force: true });
   for (const m of modules) if (!mods[m]) throw new GuestError(`module ${m} is not in ${resolved.pkgs.map((p) => p.name).join(', ')}`);
 
   const btf = await btfFromBzImage(vmlinuz);

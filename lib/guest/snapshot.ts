@@ -10,8 +10,10 @@
  *
  * An entry is a directory `<key>/` under {@link snapshotDir} (`$MEMHP_SNAPSHOT_DIR`) holding
  * `image.zst`, `meta.json` (the host-side state the `Guest` object needs after a restore) and
- * `console.log` (the boot's console). It is written under a temporary name and renamed into place, so
- * a racing process either wins or finds the entry complete. The cache is capped
+ * `console.log` (the boot's console). It is written under a temporary name `.tmp-<pid>-<start>-…`
+ * and renamed into place, so a racing process either wins or finds the entry complete; the temporary
+ * directory is removed when the save fails or its process is signalled (lib/guest/cleanup.ts), and by
+ * the next lookup or save when its process was SIGKILLed. The cache is capped
  * ({@link snapshotCacheMax}): after each save the least recently used entries (directory mtime,
  * touched on every restore) are removed until it fits.
  *
@@ -19,7 +21,7 @@
  * crash now and then under TCG, so they always boot.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,6 +29,7 @@ import type { TraceRecord } from '../kernel/trace.js';
 import type { QmpClient } from '../qmp/client.js';
 import { sizeBytes } from '../size.js';
 import type { AgentReady } from './agent.js';
+import { ownedTempDir, reclaimStale, releaseDir, removeDir } from './cleanup.js';
 import { GuestError } from './errors.js';
 import { cacheDir } from './kernels.js';
 import type { ProbeRecord } from './probes.js';
@@ -234,7 +237,7 @@ export interface PendingSnapshot {
 }
 
 const TMP = '.tmp-';
-/** A temporary directory older than this belongs to a saver that died: removed by {@link SnapshotCache.evict}. */
+/** A temporary directory older than this belongs to a saver that died (older layouts did not name their owner): removed by {@link SnapshotCache.evict}. */
 const STALE_TMP_MS = 3600_000;
 
 /**
@@ -256,8 +259,14 @@ export class SnapshotCache {
     return path.join(this.dir, key);
   }
 
+  /** Remove the temporary directories of savers that are dead (SIGKILLed); returns their names. */
+  reclaim(): Promise<string[]> {
+    return reclaimStale(this.dir, TMP);
+  }
+
   /** The complete entry for a key, or undefined (none, partial, or of another format). */
   async lookup(key: string): Promise<SnapshotEntry | undefined> {
+    await this.reclaim();
     const dir = this.#entryDir(key);
     let meta: SnapshotMeta;
     try {
@@ -281,11 +290,11 @@ export class SnapshotCache {
     await rm(this.#entryDir(key), { recursive: true, force: true });
   }
 
-  /** Start writing an entry in a private temporary directory. */
+  /** Start writing an entry in a private temporary directory (removed if this process is signalled). */
   async begin(key: string): Promise<PendingSnapshot> {
     await mkdir(this.dir, { recursive: true });
-    const tmp = path.join(this.dir, `${TMP}${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await mkdir(tmp);
+    await this.reclaim();
+    const tmp = await ownedTempDir(this.dir, TMP);
     return { key, tmp, image: path.join(tmp, 'image.zst'), console: path.join(tmp, 'console.log') };
   }
 
@@ -297,6 +306,7 @@ export class SnapshotCache {
     await writeFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
     try {
       await rename(p.tmp, this.#entryDir(p.key));
+      releaseDir(p.tmp);
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -308,7 +318,7 @@ export class SnapshotCache {
 
   /** Drop an unfinished entry. */
   async abort(p: PendingSnapshot): Promise<void> {
-    await rm(p.tmp, { recursive: true, force: true });
+    await removeDir(p.tmp);
   }
 
   /** The complete entries with their size and last use, least recently used first. */
