@@ -15,7 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
@@ -36,11 +36,9 @@ import {
   fileSha256,
   haveZstd,
   hostCpuIdentity,
-  loadVm,
   qemuIdentity,
   restoreUnsafe,
   SAVE_EVENTS,
-  saveVm,
   SNAPSHOT_FORMAT,
   SnapshotCache,
   snapshotKey,
@@ -48,6 +46,7 @@ import {
   type SnapshotEntry,
   type SnapshotIdentity,
 } from './snapshot.js';
+import { loadVm, saveVm } from './stream.js';
 
 /** A machine description and how to boot it. */
 export interface GuestOptions {
@@ -161,6 +160,9 @@ function pdeathsigWrapper(): string[] {
   setprivOk ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
   return setprivOk ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
 }
+
+/** In a guest's directory: the unix socket a snapshot is saved or restored through (lib/guest/stream.ts). */
+const MIGRATION_SOCKET = 'migrate.sock';
 
 /** In a restored guest's directory: the console log of the boot that was saved. */
 const BOOT_CONSOLE = 'console.boot.log';
@@ -373,8 +375,9 @@ export class Guest implements HotplugTarget {
       await copyFile(entry.console, path.join(dir, BOOT_CONSOLE)).catch(() => undefined);
       args.push('-incoming', 'defer');
     }
-    // Hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
-    const intact = entry ? fileSha256(entry.image, false).catch((e: unknown) => `unreadable: ${(e as Error).message}`) : undefined;
+    // Read and hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
+    const image = entry ? snap!.cache.read(entry) : undefined;
+    image?.catch(() => undefined);
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
     const t0 = performance.now();
     // detached: own session and process group, so one kill reaches QEMU and anything it starts.
@@ -413,9 +416,9 @@ export class Guest implements HotplugTarget {
     try {
       [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl), QmpClient.connect(qmpSock)]), died, deadline]);
       if (entry) {
-        if ((await intact) !== entry.meta.imageSha256) throw new GuestError('the image does not match its checksum');
+        const data = await image!;
         // A restored guest does not send READY again: the boot's is in the entry.
-        await Promise.race([loadVm(qmp, entry.image, timeoutMs), died, deadline]);
+        await Promise.race([loadVm(qmp, path.join(dir, MIGRATION_SOCKET), data, timeoutMs), died, deadline]);
         ready = entry.meta.host.ready;
       } else ready = await Promise.race([agent.ready, died, deadline]);
     } catch (e) {
@@ -501,8 +504,9 @@ export class Guest implements HotplugTarget {
     const mark = this.#pendingQmp.length;
     const t0 = performance.now();
     try {
+      let saved: { bytes: number; sha256: string };
       try {
-        await saveVm(this.qmp, p.image);
+        saved = await saveVm(this.qmp, path.join(this.dir, MIGRATION_SOCKET), p.image);
       } finally {
         await this.qmp.execute('cont');
       }
@@ -513,8 +517,7 @@ export class Guest implements HotplugTarget {
       const kept = this.#pendingQmp.slice(mark).filter((r) => !(r.type === 'qmp-event' && SAVE_EVENTS.has(String(r.event))));
       this.#pendingQmp.splice(mark, Infinity, ...kept);
       const pausedMs = performance.now() - t0;
-      const imageBytes = (await stat(p.image)).size;
-      const imageSha256 = await fileSha256(p.image, false);
+      const { bytes: imageBytes, sha256: imageSha256 } = saved;
       await copyFile(path.join(this.dir, 'console.log'), p.console).catch(() => undefined);
       await cache.commit(p, {
         format: SNAPSHOT_FORMAT,

@@ -4,9 +4,10 @@
  * QEMU with `-incoming defer` and load it, which takes about half a second instead of a 3.5–7 s
  * TCG boot.
  *
- * QEMU 7.2 has no `file:` migration URI, so the stream goes through `exec:` pipes, compressed with
- * zstd -1: an idle 512 MiB guest is a ~98 MB stream (mostly kernel, initramfs and page cache; zero
- * pages are not sent) that zstd -1 makes ~43 MB at about the same save and restore time.
+ * The stream goes through a unix socket and a zstd child of this process (lib/guest/stream.ts: no
+ * shell), compressed with zstd -1: an idle 512 MiB guest is a ~98 MB stream (mostly kernel, initramfs
+ * and page cache; zero pages are not sent) that zstd -1 makes ~43 MB at about the same save and
+ * restore time.
  *
  * An entry is a directory `<key>/` under {@link snapshotDir} (`$MEMHP_SNAPSHOT_DIR`) holding
  * `image.zst`, `meta.json` (the host-side state the `Guest` object needs after a restore) and
@@ -22,11 +23,10 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TraceRecord } from '../kernel/trace.js';
-import type { QmpClient } from '../qmp/client.js';
 import { sizeBytes } from '../size.js';
 import type { AgentReady } from './agent.js';
 import { ownedTempDir, reclaimStale, releaseDir, removeDir } from './cleanup.js';
@@ -279,6 +279,22 @@ export class SnapshotCache {
     return { key, dir, image, console: path.join(dir, 'console.log'), meta };
   }
 
+  /**
+   * The entry's image, read into memory and checked against its sha256: a restore streams these very
+   * bytes into QEMU (lib/guest/stream.ts `loadVm`), not the file, which could change after the check.
+   */
+  async read(entry: SnapshotEntry): Promise<Buffer> {
+    const f = await open(entry.image, constants.O_RDONLY | constants.O_NOFOLLOW);
+    let data: Buffer;
+    try {
+      data = await f.readFile();
+    } finally {
+      await f.close();
+    }
+    if (createHash('sha256').update(data).digest('hex') !== entry.meta.imageSha256) throw new GuestError('the image does not match its checksum');
+    return data;
+  }
+
   /** Mark an entry used now (the LRU order is the directories' mtime). */
   async touch(key: string): Promise<void> {
     const now = new Date();
@@ -365,60 +381,8 @@ export class SnapshotCache {
   }
 }
 
-/** Quote a word for /bin/sh (QEMU runs `exec:` URIs through `sh -c`). */
-export function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", "'\\''")}'`;
-}
-
 /** QMP events a save causes on the saved guest's QEMU; not guest behaviour, so kept out of its trace. */
 export const SAVE_EVENTS: ReadonlySet<string> = new Set(['STOP', 'RESUME', 'MIGRATION', 'MIGRATION_PASS']);
-
-interface MigrationInfo {
-  status?: string;
-  'error-desc'?: string;
-}
-
-/**
- * Save a running guest to `image` (zstd -1 through an `exec:` pipe): pause it, migrate with no
- * bandwidth limit (QEMU's default is 32 MiB/s), and wait for the stream to complete. The guest is left
- * paused (QEMU's `postmigrate`): the caller resumes it with `cont` whatever happened.
- */
-export async function saveVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
-  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
-  // Paused first: the image is one consistent idle state, written in one pass without dirty-page rounds.
-  await qmp.execute('stop');
-  await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o ${shellQuote(image)}` });
-  const until = performance.now() + timeoutMs;
-  for (;;) {
-    const info = await qmp.execute<MigrationInfo>('query-migrate');
-    if (info.status === 'completed') return;
-    if (info.status === 'failed' || info.status === 'cancelled') throw new GuestError(`saving the guest failed: ${info['error-desc'] ?? info.status}`);
-    if (performance.now() > until) {
-      await qmp.execute('migrate_cancel').catch(() => undefined);
-      throw new GuestError(`saving the guest did not complete within ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/**
- * Load `image` into a QEMU started with `-incoming defer`, then run the guest (the stream was taken
- * paused, so QEMU stays paused after loading). QEMU 7.2 exits when a stream does not load; the caller
- * watches for that.
- */
-export async function loadVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-  const done = qmp.waitForEvent('MIGRATION', {
-    predicate: (e) => e.data.status === 'completed' || e.data.status === 'failed',
-    timeoutMs,
-  });
-  done.catch(() => undefined);
-  // zstd checks the frame checksum: a corrupted image ends the stream early and QEMU refuses it.
-  await qmp.execute('migrate-incoming', { uri: `exec:zstd -dcq ${shellQuote(image)}` });
-  const e = await done;
-  if (e.data.status !== 'completed') throw new GuestError('QEMU could not load the snapshot');
-  await qmp.execute('cont');
-}
 
 /** zstd on $PATH (Debian package zstd, one of the harness's host packages)? Checked once per process. */
 let zstdOk: Promise<boolean> | undefined;
