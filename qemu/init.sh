@@ -8,7 +8,7 @@
 #                                     number (from /bin/memhp-io, qemu/memhp-io.c), B64 = message
 #          @@ID fail [B64]            bad command or agent trouble; the agent goes on
 #   at start: @@READY UPTIME RELEASE PROBES_OK PROBES_FAILED
-# Commands: ping | read PATH | write PATH B64VALUE | census ROOT... | trace OFFSET
+# Commands: ping | read B64PATH | write B64PATH B64VALUE | census ROOT... | trace OFFSET
 #           | insmod NAME [B64PARAMS] | rmmod NAME | chains | sh B64SCRIPT | poweroff
 # Every system call whose result the host compares (read, write, insmod, rmmod, the census walk) is
 # made by memhp-io, never by the shell: no strerror text is parsed, no byte of a value is lost.

@@ -8,8 +8,8 @@
  *   ok [B64]            success; B64 = the data (a file's bytes, a census)
  *   err ERRNO [B64]     the system call failed; ERRNO is its number, B64 a message naming the call
  *
- *   memhp-io read PATH              open(O_RDONLY) + read(2) to EOF
- *   memhp-io write PATH B64         open(O_WRONLY|O_TRUNC), as `echo -n > PATH` opens (no O_CREAT: a
+ *   memhp-io read B64PATH           open(O_RDONLY) + read(2) to EOF
+ *   memhp-io write B64PATH B64      open(O_WRONLY|O_TRUNC), as `echo -n > PATH` opens (no O_CREAT: a
  *                                   missing file is ENOENT), + write(2) of exactly the decoded bytes; a zero-length
  *                                   value is one write(2) of zero bytes; a short write is continued with
  *                                   the rest, as echo(1) does
@@ -275,8 +275,21 @@ static int cmd_uevents(const char *marker_path, const char *seq_path) {
 	}
 }
 
+/* A path sent base64-encoded (any bytes but NUL, spaces included), decoded in place; NULL if bad. */
+static char *path_arg(char *b64) {
+	long n = from_b64(b64);
+	if (n <= 0 || memchr(b64, 0, (size_t)n)) return NULL;
+	b64[n] = 0;
+	return b64;
+}
+
 int main(int argc, char **argv) {
 	const char *c = argc > 1 ? argv[1] : "";
+	/* read and write take their path base64-encoded, so a path is never split into words. */
+	if ((!strcmp(c, "read") || !strcmp(c, "write")) && argc >= 3 && !path_arg(argv[2])) {
+		puts("fail");
+		return 1;
+	}
 	if (!strcmp(c, "read") && argc == 3) return cmd_read(argv[2]);
 	if (!strcmp(c, "write") && argc == 4) return cmd_write(argv[2], argv[3]);
 	if (!strcmp(c, "write") && argc == 3) return cmd_write(argv[2], (char[]){0});

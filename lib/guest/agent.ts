@@ -169,12 +169,12 @@ export class AgentClient {
 
   /** Read a file in the guest. */
   read(path: string): Promise<string> {
-    return this.call('read', [path], path);
+    return this.call('read', [enc(path)], path);
   }
 
   /** Write a value (exactly these bytes, in one write) to a file in the guest. */
   async write(path: string, value: string): Promise<void> {
-    await this.call('write', [path, enc(value)], `${path}: write '${value}'`);
+    await this.call('write', [enc(path), enc(value)], `${path}: write '${value}'`);
   }
 
   /** Every regular file under a directory: path → content, or the errno name when it cannot be read. */

@@ -93,7 +93,7 @@ export function nodeDeviceFiles(m: Machine, nid: number, mf: MemoryFailureStats,
   const files: Record<string, SysNode> = {
     // compact_store: any write compacts the node (sysfs_compact_node); memhp's buddy has nothing to gain.
     compact: wo(() => undefined),
-    cpulist: ro(() => `${rangeList(cpus)}\n`),
+    cpulist: ro(() => nodeList(cpus)),
     cpumap: ro(() => cpumask(cpus, m.cpus)),
     // QEMU's default SLIT: 10 to itself, 20 to every other node.
     distance: ro(() => `${Array.from({ length: nodes }, (_, j) => (j === nid ? 10 : 20)).join(' ')}\n`),
@@ -113,16 +113,17 @@ export function nodeDeviceFiles(m: Machine, nid: number, mf: MemoryFailureStats,
   return files;
 }
 
-/** `0-3,8` from sorted numbers. */
-function rangeList(xs: readonly number[]): string {
+/** A nodemask or cpumask as `%*pbl` prints it: `0`, `0-1`, `0,2-3`, or empty; with its newline. */
+export function nodeList(nodes: Iterable<number>): string {
+  const s = [...new Set(nodes)].sort((a, b) => a - b);
   const out: string[] = [];
-  for (let i = 0; i < xs.length; ) {
+  for (let i = 0; i < s.length; ) {
     let j = i;
-    while (j + 1 < xs.length && xs[j + 1] === xs[j]! + 1) j++;
-    out.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
+    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
+    out.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
     i = j + 1;
   }
-  return out.join(',');
+  return out.join(',') + '\n';
 }
 
 /** `reclaim` takes `<size> [swappiness=N|max]`; memparse sizes. Nothing is reclaimable here: EAGAIN. */
@@ -165,7 +166,8 @@ export function acpiHotplugDir(m: Machine): StaticDir {
     new StaticDir({
       enabled: rw(
         () => (m.acpiHotplugEnabled[what] ? '1\n' : '0\n'),
-        // acpi_scan_hotplug_enabled: kstrtouint(buf, 10, ...), anything but 0 enables.
+        // hotplug_enabled_store: a decimal 0 or 1 (kstrtouint base 10); 6.1, 6.12 and 7.2 guests refuse
+        // '979', '10', '0x1', 'n', 'on' and 'Yes' alike with EINVAL.
         (v) => {
           let n: bigint;
           try {
@@ -173,8 +175,8 @@ export function acpiHotplugDir(m: Machine): StaticDir {
           } catch {
             throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
           }
-          if (n > 0xffffffffn) throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
-          m.acpiHotplugEnabled[what] = n !== 0n;
+          if (n > 1n) throw new KernelError('EINVAL', `hotplug/${what}/enabled: ${JSON.stringify(v)}`);
+          m.acpiHotplugEnabled[what] = n === 1n;
         },
       ),
     });

@@ -18,23 +18,13 @@ import {
   MEMORY_HOTPLUG_CONTROLLER,
   memoryBusFiles,
   nodeDeviceFiles,
+  nodeList,
   powerDir,
   type HugePool,
   type MemoryFailureStats,
 } from './device-sysfs.js';
 
-/** A nodemask as `%*pbl` prints it: `0`, `0-1`, `0,2-3`, or empty. */
-export function nodeList(nodes: Iterable<number>): string {
-  const s = [...new Set(nodes)].sort((a, b) => a - b);
-  const out: string[] = [];
-  for (let i = 0; i < s.length; ) {
-    let j = i;
-    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
-    out.push(i === j ? `${s[i]}` : `${s[i]}-${s[j]}`);
-    i = j + 1;
-  }
-  return out.join(',') + '\n';
-}
+export { nodeList } from './device-sysfs.js';
 
 /** A pfn as the kernel's `%#lx` prints it. */
 function hexPfn(pfn: number): string {

@@ -300,18 +300,20 @@ export class Machine implements HotplugTarget, HotplugContext {
 
   /**
    * @internal BlockActions: memory_block_online, then what the rest of the kernel does at once with a
-   * node's first ZONE_NORMAL memory: a node-local GFP_KERNEL allocation (a page table, seen with
-   * dump_page on guests) comes from the highest zone with free pages, which is now this block; so the
-   * block holds an unmovable page and cannot be offlined again (EBUSY), while later Normal blocks of the
-   * node can (their pages go to the tail of the free lists). Seen alike on 6.1, 6.12 and 7.2 guests, on
-   * node 0 of a 512 MiB machine and on a hot-added node with a vCPU.
+   * node's first ZONE_NORMAL memory: it takes the block's first page (a page table, guests' dump_page
+   * shows), so the block cannot be offlined again (EBUSY) while later Normal blocks of the node can
+   * (their pages go to the tail of the free lists). Two allocators get there first: the node's new
+   * kswapd and kcompactd threads when this online gives the node its first memory (their stacks come
+   * from the node, vCPU or not), and node-local GFP_KERNEL allocations of a vCPU on the node. Seen alike
+   * on 6.1, 6.12 and 7.2 guests: node 0 of a 512 MiB one-vCPU machine every time, a memory-only node's
+   * first memory every time, a hot-added node with a vCPU in 5 of 6 runs (which vCPU allocates next).
    */
   async memoryBlockOnline(mem: MemoryBlock): Promise<void> {
     const firstNormal = (this.physmem.zoneInfo(mem.nid, 'Normal')?.managed ?? 0) === 0;
+    const firstMemory = !this.nodes.memory.has(mem.nid);
     await memoryBlockOnline(this, mem);
-    if (!firstNormal || mem.zone !== 'Normal' || this.cpusOfNode(mem.nid).length === 0) return;
-    // The zone's only free pages are this block's, and the buddy hands out its first page first (the
-    // guests' dump_page shows the page table at the block's first pfn after any memmap_on_memory pages).
+    if (!firstNormal || mem.zone !== 'Normal' || (!firstMemory && this.cpusOfNode(mem.nid).length === 0)) return;
+    // The zone's only free pages are this block's, and the buddy hands out its first page first.
     for (let pfn = mem.startPfn + mem.nrVmemmapPages; pfn < mem.startPfn + mem.nrPages; pfn++) {
       if (this.physmem.pageState(pfn).state !== 'free') continue;
       this.physmem.allocPage(pfn, 'unmovable');

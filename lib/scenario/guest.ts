@@ -4,6 +4,7 @@
  * outlives a run, whether it succeeds, a step fails, or the boot does.
  */
 import { Guest, type GuestOptions } from '../guest/guest.js';
+import { DEFAULT_HANDLERS, type StepOutcome } from './run.js';
 import { ScenarioRunError } from './errors.js';
 import type { Observation } from './observation.js';
 import { runScenario, type RunOptions } from './run.js';
@@ -56,6 +57,16 @@ async function runSh(g: Guest, s: ShStep): Promise<{ value: string }> {
 }
 
 /**
+ * Why a path or value cannot reach a guest's kernel as the scenario has it, if so: a path is a C
+ * string (no NUL), and a value is sent as UTF-8 bytes (a lone UTF-16 surrogate has no such bytes).
+ */
+function inexpressible(path: string, value?: string): StepOutcome | undefined {
+  if (path.includes('\0')) return { notApplicable: 'a path with a NUL in it cannot be opened: the kernel takes a C string' };
+  if (value !== undefined && Buffer.from(value).toString() !== value) return { notApplicable: 'a value with a lone UTF-16 surrogate has no bytes to write' };
+  return undefined;
+}
+
+/**
  * Boot a guest for the scenario, run it, close the guest. A boot failure or a harness failure during
  * the run rejects with {@link ScenarioRunError} (the guest is closed first).
  */
@@ -73,7 +84,12 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
       ...run,
       kind: 'guest',
       release: g.boot.ready.release,
-      handlers: { sh: (s) => runSh(g, s), ...run.handlers },
+      handlers: {
+        sh: (s) => runSh(g, s),
+        write: async (s, ctx) => inexpressible(s.path, s.value) ?? DEFAULT_HANDLERS.write(s, ctx),
+        read: async (s, ctx) => inexpressible(s.path) ?? DEFAULT_HANDLERS.read(s, ctx),
+        ...run.handlers,
+      },
       ...(snapshot === 'sysfs' ? {} : { snapshot: guestSnapshotter(g) }),
     });
     return { ...obs, bootMs: g.boot.bootMs };

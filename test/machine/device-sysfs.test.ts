@@ -82,10 +82,24 @@ describe('driver-core and ACPI files', () => {
     assert.equal(await code(m.sysfs.write(`${M}/memory32/state`, 'offline')), 'EBUSY');
     assert.equal(await code(m.sysfs.write(`${M}/memory33/state`, 'offline')), 'ok', 'the second Normal block is not taken');
     await m.close();
-    const cpuless = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 2, cpus: 1, cmdline: ['memhp_default_state=online_kernel'] });
-    await cpuless.plugDimm({ id: 'd1', size: '128M', node: 1 });
-    assert.equal(await code(cpuless.sysfs.write(`${M}/memory32/state`, 'offline')), 'ok', 'no vCPU on node 1 allocates there');
+    // A node without a vCPU: its first memory, if Normal, feeds its new kswapd and kcompactd threads;
+    // Normal memory it gets after some Movable memory has no taker.
+    const cpuless = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 3, cpus: 2, cmdline: ['memhp_default_state=online_kernel'] });
+    await cpuless.plugDimm({ id: 'd1', size: '128M', node: 2 });
+    assert.equal(await code(cpuless.sysfs.write(`${M}/memory32/state`, 'offline')), 'EBUSY', "node 2's first memory");
+    await cpuless.sysfs.write(`${M}/auto_online_blocks`, 'online_movable');
+    await cpuless.plugDimm({ id: 'd2', size: '128M', node: 1 });
+    await cpuless.plugDimm({ id: 'd3', size: '128M', node: 1 });
+    await cpuless.sysfs.write(`${M}/memory34/state`, 'offline');
+    await cpuless.sysfs.write(`${M}/memory34/state`, 'online_kernel');
+    assert.equal(await code(cpuless.sysfs.write(`${M}/memory34/state`, 'offline')), 'EBUSY', "node 1's first Normal block, with node 1's vCPU");
     await cpuless.close();
+    const memOnly = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 2, cpus: 1, cmdline: ['memhp_default_state=online_movable'] });
+    await memOnly.plugDimm({ id: 'd1', size: '256M', node: 1 });
+    await memOnly.sysfs.write(`${M}/memory33/state`, 'offline');
+    await memOnly.sysfs.write(`${M}/memory33/state`, 'online_kernel');
+    assert.equal(await code(memOnly.sysfs.write(`${M}/memory33/state`, 'offline')), 'ok', 'a memory-only node with memory already: no taker');
+    await memOnly.close();
   });
 
   it('hard_offline_page counts per node in memory_failure/ (recovered; a page already poisoned is not counted)', async () => {
@@ -134,6 +148,11 @@ describe('driver-core and ACPI files', () => {
     assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/force_remove', '1')), 'EINVAL');
     await m.sysfs.write('/sys/firmware/acpi/hotplug/force_remove', '0');
     assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', 'x')), 'EINVAL');
+    for (const v of ['979', '10', '0x1', 'n', 'on', 'Yes']) assert.equal(await code(m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', v)), 'EINVAL', v);
+    await m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', '0\n');
+    assert.equal(await m.sysfs.read('/sys/firmware/acpi/hotplug/memory/enabled'), '0\n');
+    await m.sysfs.write('/sys/firmware/acpi/hotplug/memory/enabled', '01');
+    assert.equal(await m.sysfs.read('/sys/firmware/acpi/hotplug/memory/enabled'), '1\n');
     assert.deepEqual(await m.sysfs.list('/sys/bus/memory'), ['devices', 'drivers', 'drivers_autoprobe', 'drivers_probe', 'uevent']);
     assert.equal(await code(m.sysfs.write('/sys/bus/memory/drivers_probe', 'memory1')), 'ok');
     assert.equal(await code(m.sysfs.write('/sys/bus/memory/drivers_probe', 'memory99')), 'ENODEV');

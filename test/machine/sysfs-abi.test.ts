@@ -594,7 +594,8 @@ describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (§10.15, §1
   });
 
   it('iomem: one System RAM entry per DIMM, not merged, gone after the unplug; add_memory too (§5.2, §10.17)', async () => {
-    const m = await machine({ kernel: '6.12', cpus: 1 }); // node 1 without a vCPU: its Normal memory stays removable
+    // Movable, so the DIMM can go again (a node's first Normal memory keeps a page of the kernel's).
+    const m = await machine({ kernel: '6.12', autoOnline: 'online_movable' });
     const ram = async () => (await m.sysfs.read('/proc/iomem')).split('\n').filter((l) => l.endsWith(' : System RAM'));
     // guest (-m 4G layout, scaled from the 512M guest): %08x at least, wider above 4 GiB.
     assert.deepEqual(await ram(), ['00001000-0009fbff : System RAM', '00100000-bffdffff : System RAM', '100000000-13fffffff : System RAM']);
@@ -626,7 +627,7 @@ describe('sysfs ABI: uevents in the kernel order (§2.5, §5.3, §5.4, §10.11, 
   }
 
   it('auto_online_blocks=offline: add only; a failed online emits nothing; removing offline blocks emits remove only', async () => {
-    const m = await machine({ kernel: '6.1', cpus: 1 }); // node 1 without a vCPU: its Normal memory stays removable
+    const m = await machine({ kernel: '6.1' });
     await m.plugDimm({ id: 'd1', size: '256M', node: 1 });
     assert.deepEqual(uevents(m), ['add memory40', 'add memory41']);
     await m.loadModule('memory-notifier-error-inject', { priority: 0 });
@@ -636,7 +637,8 @@ describe('sysfs ABI: uevents in the kernel order (§2.5, §5.3, §5.4, §10.11, 
     assert.equal(await result(m.sysfs.write(`${M}/memory40/online`, '1')), 'ENOMEM');
     assert.equal(await m.sysfs.read(`${M}/memory40/state`), 'offline\n');
     await m.sysfs.write(err, '0');
-    await m.sysfs.write(`${M}/memory40/online`, '1');
+    // Movable: a kernel-zone block that is a node's first memory keeps a page of the kernel's (kswapd's).
+    await m.sysfs.write(`${M}/memory40/state`, 'online_movable');
     await m.sysfs.write(`${M}/memory40/online`, '0');
     const mark = m.trace.length;
     await m.unplugDimm('d1');

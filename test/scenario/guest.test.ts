@@ -129,6 +129,22 @@ describe('scenarios on real guests', function () {
     assert.equal(r.ok, true, formatDiff(r));
   });
 
+  it('paths with spaces reach the guest; a NUL in a path or a lone surrogate in a value is not applicable, not a result', async () => {
+    const scenario = parseScenario(`
+machine: {kernel: ['6.1'], memory: 512M}
+steps:
+  - sh: 'touch "/tmp/a b"'
+  - write: {path: /tmp/a b, value: "x y\\0z"}
+  - read: {path: /tmp/a b, value: "x y\\0z"}
+  - read: {path: "/tmp/a\\0b"}
+  - write: {path: /tmp/a b, value: "\\ud800"}
+`);
+    const o = await runOnGuest(scenario, { kernel: '6.1' });
+    timing(o);
+    assert.deepEqual(o.steps.map((x) => x.result.status), ['ok', 'ok', 'ok', 'n/a', 'n/a']);
+    assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => x.unmet), []);
+  });
+
   it('inject-going-online on 6.12: the injected ENOMEM vetoes the online; the differ ignores the uninitialised nids', async () => {
     const o = await runOnGuest(await load('inject-going-online'), { kernel: '6.12' });
     timing(o);
