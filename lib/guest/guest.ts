@@ -33,7 +33,6 @@ import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
 import {
-  fileSha256,
   haveZstd,
   hostCpuIdentity,
   qemuIdentity,
@@ -47,6 +46,7 @@ import {
   type SnapshotIdentity,
 } from './snapshot.js';
 import { loadVm, saveVm } from './stream.js';
+import { openVerified, readOwnFile, writeOwnFile } from './trust.js';
 
 /** A machine description and how to boot it. */
 export interface GuestOptions {
@@ -114,6 +114,8 @@ export interface BootInfo {
 
 /** The per-boot paths of a QEMU command line; placeholders stand in for them in a snapshot key. */
 interface BootPaths {
+  /** The bzImage: `/dev/fd/3`, the descriptor of the file that was checked, on a real command line. */
+  kernel: string;
   initrd: string;
   console: string;
   ctl: string;
@@ -261,13 +263,14 @@ export class Guest implements HotplugTarget {
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
     const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
     await reclaimStale(os.tmpdir(), GUEST_DIR); // what SIGKILLed owners left
+    const cache = o.snapshot === 'reuse' ? new SnapshotCache(o.snapshotDir) : undefined;
+    await cache?.check(); // a snapshot directory another user could write is refused, not skipped
     const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
     let accel: Accel;
     let reason: string;
     if (!o.accel || o.accel === 'auto') ({ accel, reason } = await detectAccel(o.qemu));
     else [accel, reason] = [o.accel, 'requested'];
-    let snap: SnapshotPlan | undefined =
-      o.snapshot === 'reuse' ? { cache: new SnapshotCache(o.snapshotDir), tryRestore: true } : undefined;
+    let snap: SnapshotPlan | undefined = cache ? { cache, tryRestore: true } : undefined;
     let attempts = 0;
     for (;;) {
       attempts++;
@@ -306,7 +309,7 @@ export class Guest implements HotplugTarget {
       '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
       '-smp', String(cpus),
       ...numa,
-      '-kernel', prepared.vmlinuz,
+      '-kernel', p.kernel,
       '-initrd', p.initrd,
       '-append', cmdline,
       '-display', 'none', '-no-reboot', '-nodefaults',
@@ -335,14 +338,14 @@ export class Guest implements HotplugTarget {
   /** {@link Guest.#attempt} in the private directory `dir`; on success the guest owns it, and {@link Guest.close} removes it. */
   static async #launch(dir: string, o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
     const calibration = path.join(prepared.dir, 'chain-offsets');
-    const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
+    const chainOffsets = existsSync(calibration) ? (await readOwnFile(calibration)).toString('utf8') : undefined;
     const initrd = path.join(dir, 'initramfs.cpio');
-    await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
+    const initrdSha256 = await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
     const console = path.join(dir, 'console.log');
     const ctl = path.join(dir, 'agent.sock');
     const qmpSock = path.join(dir, 'qmp.sock');
     const cmdline = ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
-    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { initrd, console, ctl, qmp: qmpSock });
+    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { kernel: '/dev/fd/3', initrd, console, ctl, qmp: qmpSock });
     const qemu = o.qemu ?? 'qemu-system-x86_64';
     let identity: SnapshotIdentity | undefined;
     let key: string | undefined;
@@ -356,14 +359,15 @@ export class Guest implements HotplugTarget {
         identity = {
           qemu: await qemuIdentity(qemu),
           accel: accel === 'kvm' ? 'kvm' : 'tcg',
-          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
+          // The kernel's path in the cache, not the descriptor QEMU gets: keys stay those of earlier versions.
+          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { kernel: prepared.vmlinuz, initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
           release: prepared.release,
-          vmlinuz: await fileSha256(prepared.vmlinuz),
-          initramfs: await fileSha256(initrd, false),
+          vmlinuz: prepared.digests.vmlinuz,
+          initramfs: initrdSha256,
           hostCpu: accel === 'kvm' ? await hostCpuIdentity() : '',
         };
         key = snapshotKey(identity);
-        entry = snap.tryRestore ? await snap.cache.lookup(key) : undefined;
+        entry = snap.tryRestore ? await snap.cache.lookup(key, (why) => (snapNote = why)) : undefined;
       } catch (e) {
         identity = undefined;
         snapNote = `snapshots unavailable: ${(e as Error).message}`;
@@ -372,16 +376,24 @@ export class Guest implements HotplugTarget {
     if (entry) {
       // The boot's console log, read before the restored guest's own (consoleTail), as after a fresh boot.
       // Not appended to by QEMU: `-serial file:PATH,append=on` is no option, it names a file 'PATH,append=on'.
-      await copyFile(entry.console, path.join(dir, BOOT_CONSOLE)).catch(() => undefined);
+      const log = await readOwnFile(entry.console).catch(() => undefined);
+      if (log) await writeFile(path.join(dir, BOOT_CONSOLE), log);
       args.push('-incoming', 'defer');
     }
     // Read and hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
     const image = entry ? snap!.cache.read(entry) : undefined;
     image?.catch(() => undefined);
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
+    // QEMU reads the bzImage through its descriptor 3: the very file checked against its digest here.
+    const kernel = await openVerified(prepared.vmlinuz, prepared.digests.vmlinuz);
     const t0 = performance.now();
     // detached: own session and process group, so one kill reaches QEMU and anything it starts.
-    const child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe', kernel.fd] });
+    } finally {
+      await kernel.close(); // QEMU has its own copy of the descriptor
+    }
     const untrack = trackProcess(child.pid, true);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -561,7 +573,7 @@ export class Guest implements HotplugTarget {
     const text = addr.get('_text');
     if (text === undefined) return;
     const lines = [...addr].filter(([s]) => s !== '_text').map(([s, a]) => `${s} ${a - text}`);
-    await writeFile(file, lines.join('\n') + '\n');
+    await writeOwnFile(file, lines.join('\n') + '\n', 0o644);
   }
 
   /** The last lines of the kernel console (of a restored guest: the saved boot's, then its own). */

@@ -9,6 +9,9 @@
  * and page cache; zero pages are not sent) that zstd -1 makes ~43 MB at about the same save and
  * restore time.
  *
+ * The directory must be this user's alone ({@link SnapshotCache.check}; lib/guest/trust.ts, docs/cache.md):
+ * an image is restored only when it is this user's and matches the sha256 in its `meta.json`.
+ *
  * An entry is a directory `<key>/` under {@link snapshotDir} (`$MEMHP_SNAPSHOT_DIR`) holding
  * `image.zst`, `meta.json` (the host-side state the `Guest` object needs after a restore) and
  * `console.log` (the boot's console). It is written under a temporary name `.tmp-<pid>-<start>-…`
@@ -23,8 +26,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { lstat, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { TraceRecord } from '../kernel/trace.js';
 import { sizeBytes } from '../size.js';
@@ -33,6 +36,7 @@ import { ownedTempDir, reclaimStale, releaseDir, removeDir } from './cleanup.js'
 import { GuestError } from './errors.js';
 import { cacheDir } from './kernels.js';
 import type { ProbeRecord } from './probes.js';
+import { checkOwnSubdir, readOwnFile, readVerified, SNAPSHOT_ROLE, trustedDir, writeOwnFile } from './trust.js';
 
 /** Version of the entry layout and of {@link SnapshotMeta}; part of every key, so a change invalidates old entries. */
 export const SNAPSHOT_FORMAT = 1;
@@ -141,30 +145,6 @@ export function qemuIdentity(qemu = 'qemu-system-x86_64'): Promise<string> {
   return p;
 }
 
-const digests = new Map<string, { size: number; mtimeMs: number; digest: Promise<string> }>();
-
-/**
- * sha256 of a file. With `remember` (default), remembered per path while its size and mtime stay the
- * same, so a bzImage is hashed once per process; a one-off file (a boot's initramfs) is not remembered.
- */
-export async function fileSha256(file: string, remember = true): Promise<string> {
-  const st = await stat(file);
-  const known = digests.get(file);
-  if (remember && known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
-  const digest = new Promise<string>((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-  if (remember) {
-    digests.set(file, { size: st.size, mtimeMs: st.mtimeMs, digest });
-    digest.catch(() => digests.delete(file));
-  }
-  return digest;
-}
-
 /** The host CPU as `-cpu host` shows it to a KVM guest (model and flags); '' when the file cannot be read. */
 export async function hostCpuIdentity(): Promise<string> {
   const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
@@ -264,14 +244,32 @@ export class SnapshotCache {
     return reclaimStale(this.dir, TMP);
   }
 
-  /** The complete entry for a key, or undefined (none, partial, or of another format). */
-  async lookup(key: string): Promise<SnapshotEntry | undefined> {
+  /**
+   * Make the cache directory (0700) if it is missing, and refuse it (a {@link GuestError} saying what
+   * to do) when another user could change what is in it: lib/guest/trust.ts `trustedDir`.
+   */
+  check(): Promise<void> {
+    return trustedDir(this.dir, SNAPSHOT_ROLE);
+  }
+
+  /**
+   * The complete entry for a key, or undefined (none, partial, or of another format). An entry that is
+   * not this user's alone (a link, a directory or meta.json another user owns or can write) is removed,
+   * and `onRefused` told why.
+   */
+  async lookup(key: string, onRefused?: (why: string) => void): Promise<SnapshotEntry | undefined> {
+    await this.check();
     await this.reclaim();
     const dir = this.#entryDir(key);
     let meta: SnapshotMeta;
     try {
-      meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as SnapshotMeta;
-    } catch {
+      await checkOwnSubdir(dir, SNAPSHOT_ROLE);
+      meta = JSON.parse((await readOwnFile(path.join(dir, 'meta.json'))).toString('utf8')) as SnapshotMeta;
+    } catch (e) {
+      if (e instanceof GuestError) {
+        onRefused?.(`snapshot ${key} refused and removed: ${e.message}`);
+        await this.remove(key);
+      }
       return undefined;
     }
     const image = path.join(dir, 'image.zst');
@@ -280,19 +278,13 @@ export class SnapshotCache {
   }
 
   /**
-   * The entry's image, read into memory and checked against its sha256: a restore streams these very
-   * bytes into QEMU (lib/guest/stream.ts `loadVm`), not the file, which could change after the check.
+   * The entry's image, read into memory (never through a link, only when this user's and writable by
+   * no one else) and checked against the sha256 in its meta.json, which only this user can have
+   * written: a restore streams these very bytes into QEMU (lib/guest/stream.ts `loadVm`), not the
+   * file, which could change after the check. Throws a GuestError (`DigestMismatch` for changed bytes).
    */
-  async read(entry: SnapshotEntry): Promise<Buffer> {
-    const f = await open(entry.image, constants.O_RDONLY | constants.O_NOFOLLOW);
-    let data: Buffer;
-    try {
-      data = await f.readFile();
-    } finally {
-      await f.close();
-    }
-    if (createHash('sha256').update(data).digest('hex') !== entry.meta.imageSha256) throw new GuestError('the image does not match its checksum');
-    return data;
+  read(entry: SnapshotEntry): Promise<Buffer> {
+    return readVerified(entry.image, entry.meta.imageSha256);
   }
 
   /** Mark an entry used now (the LRU order is the directories' mtime). */
@@ -308,7 +300,7 @@ export class SnapshotCache {
 
   /** Start writing an entry in a private temporary directory (removed if this process is signalled). */
   async begin(key: string): Promise<PendingSnapshot> {
-    await mkdir(this.dir, { recursive: true });
+    await this.check();
     await this.reclaim();
     const tmp = await ownedTempDir(this.dir, TMP);
     return { key, tmp, image: path.join(tmp, 'image.zst'), console: path.join(tmp, 'console.log') };
@@ -319,7 +311,7 @@ export class SnapshotCache {
    * there first (ours is dropped; both describe the same machine).
    */
   async commit(p: PendingSnapshot, meta: SnapshotMeta): Promise<boolean> {
-    await writeFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
+    await writeOwnFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
     try {
       await rename(p.tmp, this.#entryDir(p.key));
       releaseDir(p.tmp);
@@ -344,10 +336,10 @@ export class SnapshotCache {
       if (name.startsWith(TMP)) continue;
       const dir = this.#entryDir(name);
       try {
-        const st = await stat(dir);
+        const st = await lstat(dir);
         if (!st.isDirectory()) continue;
         let bytes = 0;
-        for (const f of await readdir(dir)) bytes += (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+        for (const f of await readdir(dir)) bytes += (await lstat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
         out.push({ key: name, bytes, mtimeMs: st.mtimeMs });
       } catch {
         /* removed meanwhile */
@@ -364,7 +356,7 @@ export class SnapshotCache {
   async evict(keep?: string): Promise<string[]> {
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (!name.startsWith(TMP)) continue;
-      const st = await stat(path.join(this.dir, name)).catch(() => undefined);
+      const st = await lstat(path.join(this.dir, name)).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > STALE_TMP_MS) await rm(path.join(this.dir, name), { recursive: true, force: true });
     }
     const all = await this.entries();
