@@ -25,8 +25,8 @@ import { toJUnit, type ConformanceCase } from '../scenario/junit.js';
 import type { Observation } from '../scenario/observation.js';
 import { loadScenario, type Scenario, type ScenarioKernel } from '../scenario/schema.js';
 import { runOnSimulator } from '../scenario/sim.js';
-import type { CliIo } from './qmp.js';
-import { SCENARIO_EXIT, kernelArg, processIo, runSubcommand, troubleMessage, usageExitsTrouble, type CommandOptions } from './sim.js';
+import { failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
+import { SCENARIO_EXIT, kernelArg, troubleMessage } from './sim.js';
 
 /** The profile a kernel name stands for ('latest' → '7.2'), to compare kernel lists. */
 const profileOf = (k: ScenarioKernel): string => getProfile(k).name;
@@ -108,7 +108,7 @@ interface ConformCliOpts {
 export function conformCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const onExit = opts.onExit ?? ((code: number) => void (process.exitCode = code));
-  return usageExitsTrouble(new Command('conform'))
+  return new Command('conform')
     .description('run scenarios on real guests and on the simulator, per kernel, and print what differs')
     .argument('<scenario...>', 'scenario files (.yaml, .yml or .json)')
     .option('--kernel <list>', "kernels, e.g. 6.1,6.12,latest (default: each scenario's own)", kernelListArg)
@@ -117,14 +117,14 @@ export function conformCommand(opts: CommandOptions = {}): Command {
     .option('--json', 'print the reports and both observations as JSON instead of text')
     .option('-v, --verbose', 'print both runs step by step, also when they agree')
     .option('--no-snapshot', 'boot every guest kernel instead of restoring a saved guest of the same machine')
-    .action(async (files: string[], o: ConformCliOpts) => {
+    .action(async (files: string[], o: ConformCliOpts, cmd: Command) => {
       let exceptions: DivergenceException[] = [];
       const scenarios: Scenario[] = [];
       try {
         exceptions = await loadExceptionsFrom(o.exceptions);
         for (const f of files) scenarios.push(await loadScenario(f));
       } catch (e) {
-        io.stderr(`memhp conform: ${troubleMessage(e)}\n`);
+        io.stderr(failureText(cmd, e));
         return onExit(SCENARIO_EXIT.TROUBLE);
       }
       const runs: ConformRun[] = [];
@@ -147,7 +147,7 @@ export function conformCommand(opts: CommandOptions = {}): Command {
         try {
           await writeFile(o.junit, toJUnit(runs));
         } catch (e) {
-          io.stderr(`memhp conform: cannot write ${o.junit}: ${troubleMessage(e)}\n`);
+          io.stderr(failureText(cmd, new Error(`cannot write ${o.junit}: ${troubleMessage(e)}`, { cause: e })));
           return onExit(SCENARIO_EXIT.TROUBLE);
         }
       }

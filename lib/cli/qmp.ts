@@ -1,34 +1,27 @@
 /**
  * `memhp qmp`: memory hotplug of a running QEMU over its QMP socket.
  *
- *   memhp qmp --socket PATH plug --size 1G [--id ID]... [--node N] [--addr A] [--wait-online]
+ *   memhp qmp --socket PATH|tcp:HOST:PORT plug --size 1G [--id ID]... [--node N] [--addr A] [--wait-ost]
  *   memhp qmp --socket PATH plug --virtio-mem --size 4G [--requested-size 1G] [--virtio-block-size 2M]
  *   memhp qmp --socket PATH unplug ID...
  *   memhp qmp --socket PATH list
  *   memhp qmp --socket PATH resize ID SIZE
  *   memhp qmp --socket PATH events [NAME...] [--count N]
  *
- * Exit codes follow chmem(8): 0 success, 1 failure, 64 partial success (some devices done, or a
- * virtio-mem resize that moved but did not converge).
+ * Exit codes follow chmem(8) (lib/cli/io.ts): 0 success, 1 failure (refused, timed out, QEMU
+ * unreachable), 2 a usage error, 64 partial success (some devices done, or a virtio-mem resize that
+ * moved but did not converge). `--json` prints one shape whatever happens: an array of {@link Outcome}s.
  */
-import { Command, CommanderError } from 'commander';
-import { QmpClient, type QmpEvent } from '../qmp/client.js';
+import { stat } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MemhpError } from '../errors.js';
+import { QmpClient, qmpAddress, type QmpEvent } from '../qmp/client.js';
 import { HotplugError, HotplugTimeoutError, QmpError, GuestRejectedError } from '../qmp/errors.js';
 import { MemoryHotplug, formatSize, type MemoryDevice, type Plan, type QmpStep } from '../qmp/hotplug.js';
 
-/** chmem's exit codes. */
-export const EXIT = { OK: 0, FAILURE: 1, PARTIAL: 64 } as const;
+import { durationArg, EXIT, failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
 
-/** Where the command writes; tests capture it. */
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-const processIo: CliIo = {
-  stdout: (t) => void process.stdout.write(t),
-  stderr: (t) => void process.stderr.write(t),
-};
+export { EXIT, type CliIo };
 
 interface GlobalOpts {
   socket: string;
@@ -38,18 +31,57 @@ interface GlobalOpts {
   blockSize?: string;
 }
 
-/** One device's outcome, as printed with --json. */
-interface Outcome {
-  id: string;
+/**
+ * What `memhp qmp --json` prints, always as an array of these: one per device a command acted on (plug,
+ * unplug, resize) or listed (list); a failure of the command as a whole (QEMU unreachable, a refused
+ * query) is one outcome per device asked for, or a single one without an id.
+ */
+export interface Outcome {
+  /** The device id, when there is one. */
+  id?: string;
+  /** Whether the operation on this device succeeded. */
   ok: boolean;
+  /** The device as QEMU lists it afterwards. */
   device?: MemoryDevice;
+  /** Why it failed: the error's class name and message, and the QMP error class, check or _OST status. */
   error?: { name: string; message: string } & Record<string, unknown>;
 }
 
-function intArg(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new CommanderError(1, 'memhp.invalidArgument', `not a non-negative integer: ${v}`);
-  return n;
+/** A whole number option (`--node`, `--count`); `what` names it in the error. */
+const wholeArg =
+  (what: string) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new InvalidArgumentError(`expected ${what}`);
+    return Number(v);
+  };
+
+/** `--timeout`: milliseconds (`300`), or a duration with its unit (`500ms`, `5s`, `2m`). */
+export function timeoutArg(v: string): number {
+  if (/^\d+$/.test(v)) return Number(v);
+  try {
+    return durationArg(v);
+  } catch {
+    throw new InvalidArgumentError('expected milliseconds or a duration such as 500ms, 5s or 2m');
+  }
+}
+
+/** `--socket`: a unix socket path, or `tcp:HOST:PORT` checked as {@link qmpAddress} checks it. */
+function socketArg(v: string): string {
+  try {
+    qmpAddress(v);
+  } catch {
+    throw new InvalidArgumentError('expected a unix socket path or tcp:HOST:PORT (a port in 1..65535)');
+  }
+  return v;
+}
+
+/** Refuse a `--socket` path that exists but is not a socket (connect(2) would only say ECONNREFUSED). */
+async function checkSocket(socket: string): Promise<void> {
+  if (socket.startsWith('tcp:')) return;
+  const st = await stat(socket).catch(() => undefined); // a missing path: connect() says ENOENT
+  if (!st || st.isSocket()) return;
+  const what = st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : 'another kind of file';
+  throw new MemhpError(`cannot connect to QMP socket ${socket}: it is ${what}, not a unix socket (QEMU: -qmp unix:PATH,server=on,wait=off)`);
 }
 
 function describeError(e: unknown): NonNullable<Outcome['error']> {
@@ -82,6 +114,8 @@ interface PlugOpts {
   id: string[];
   node?: number;
   addr?: string;
+  waitOst?: boolean;
+  /** The deprecated name of waitOst. */
   waitOnline?: boolean;
   virtioMem?: boolean;
   requestedSize?: string;
@@ -108,26 +142,26 @@ function report(io: CliIo, g: GlobalOpts, outcomes: Outcome[], verb: string): nu
  * Build the `qmp` sub-command. Mount it with `program.addCommand(qmpCommand())`; each action
  * sets `process.exitCode` unless `onExit` is given.
  */
-export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void } = {}): Command {
+export function qmpCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const onExit = opts.onExit ?? ((code: number) => void (process.exitCode = code));
 
   const qmp = new Command('qmp')
     .description('hot-plug memory into a running QEMU over QMP')
-    .requiredOption('--socket <path>', 'QMP unix socket (-qmp unix:PATH,server=on,wait=off)')
+    .requiredOption('--socket <path>', 'QMP unix socket (-qmp unix:PATH,server=on,wait=off), or tcp:HOST:PORT (-qmp tcp:HOST:PORT,server=on,wait=off)', socketArg)
     .option('--dry-run', 'check, then print the QMP commands instead of sending them')
     .option('--json', 'machine-readable output')
-    .option('--timeout <ms>', 'deadline of the connection, of each QMP command and of each wait for the guest (events: how long to listen)', intArg)
+    .option('--timeout <ms>', 'deadline of the connection, of each QMP command and of each wait for the guest, in ms or with a unit (5s); events: how long to listen', timeoutArg)
     .option('--block-size <size>', "the guest's memory block size", '128M');
 
   /**
-   * Wrap a body: connect, run, close, and turn any error into exit code 1. `--timeout` bounds the
-   * connection and every command the body sends (a QEMU that greets and then stalls must not hold the
-   * CLI for the client's default minute); `events` only listens for that long, so it connects with the
-   * usual 5 s.
+   * Wrap a body: connect, run, close, and turn any error into exit code 1 (with --json, an outcome for
+   * each device in `ids`, or one without an id). `--timeout` bounds the connection and every command the
+   * body sends (a QEMU that greets and then stalls must not hold the CLI for the client's default
+   * minute); `events` only listens for that long, so it connects with the usual 5 s.
    */
   const action =
-    (body: Body, opts: { listen?: boolean } = {}) =>
+    (body: Body, opts: { listen?: boolean; ids?: (cmd: Command) => string[] } = {}) =>
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
       const g = cmd.optsWithGlobals<GlobalOpts>();
@@ -135,11 +169,14 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
       let code: number;
       try {
         const timeoutMs = g.timeout === undefined || opts.listen ? 5000 : Math.max(1, g.timeout);
+        await checkSocket(g.socket);
         client = await QmpClient.connect(g.socket, { timeoutMs, retry: false, ...(g.timeout !== undefined ? { callTimeoutMs: Math.max(1, g.timeout) } : {}) });
         code = await body(new MemoryHotplug(client, { blockSize: g.blockSize, timeoutMs: g.timeout }), g, io, cmd);
       } catch (e) {
-        if (g.json) io.stdout(`${JSON.stringify({ ok: false, error: describeError(e) }, null, 2)}\n`);
-        io.stderr(`memhp qmp: ${(e as Error).message}\n`);
+        const ids = opts.ids?.(cmd) ?? [];
+        const error = describeError(e);
+        if (g.json) io.stdout(`${JSON.stringify(ids.length ? ids.map((id): Outcome => ({ id, ok: false, error })) : [{ ok: false, error }], null, 2)}\n`);
+        io.stderr(failureText(cmd, e));
         code = EXIT.FAILURE;
       } finally {
         await client?.close();
@@ -152,9 +189,10 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
     .description('plug a pc-dimm per --id (one with a generated id if none), or a virtio-mem device')
     .requiredOption('--size <size>', 'DIMM size, or the virtio-mem maximum size (e.g. 1G)')
     .option('--id <id>', 'device id (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--node <n>', 'NUMA node', intArg)
+    .option('--node <n>', 'NUMA node', wholeArg('a node id'))
     .option('--addr <addr>', 'guest-physical address (pc-dimm)')
-    .option('--wait-online', "wait for the guest's ACPI _OST success (pc-dimm)")
+    .option('--wait-ost', "wait for the guest's ACPI _OST success report (pc-dimm): its driver added the memory; whether the blocks are online is the guest's auto-online policy, which QMP cannot see")
+    .addOption(new Option('--wait-online', 'deprecated name of --wait-ost').hideHelp())
     .option('--virtio-mem', 'add a virtio-mem-pci device instead of a pc-dimm')
     .option('--requested-size <size>', 'virtio-mem: initial requested size')
     .option('--virtio-block-size <size>', 'virtio-mem: block size')
@@ -175,7 +213,8 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
           }
           return report(out, g, outcomes, 'added');
         }
-        const po = { size: o.size, node: o.node, addr: o.addr, waitOnline: o.waitOnline, timeoutMs: g.timeout };
+        if (o.waitOnline) out.stderr('memhp qmp: --wait-online is deprecated: it waits for _OST, not for online blocks; use --wait-ost\n');
+        const po = { size: o.size, node: o.node, addr: o.addr, waitOnline: o.waitOst || o.waitOnline, timeoutMs: g.timeout };
         if (g.dryRun) return printPlan(out, await Promise.all(ids.map((id) => hp.planPlugDimm({ ...po, id })))), EXIT.OK;
         const outcomes: Outcome[] = [];
         for (const id of ids) {
@@ -185,7 +224,7 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
           ));
         }
         return report(out, g, outcomes, 'plugged');
-      }),
+      }, { ids: (cmd) => cmd.opts<PlugOpts>().id }),
     );
 
   qmp
@@ -204,7 +243,7 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
           ));
         }
         return report(out, g, outcomes, 'unplugged');
-      }),
+      }, { ids: (cmd) => cmd.processedArgs[0] as string[] }),
     );
 
   qmp
@@ -213,7 +252,7 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
     .action(
       action(async (hp, g, out) => {
         const devices = await hp.listMemoryDevices();
-        if (g.json) out.stdout(`${JSON.stringify(devices, null, 2)}\n`);
+        if (g.json) out.stdout(`${JSON.stringify(devices.map((device): Outcome => ({ ...(device.id !== undefined ? { id: device.id } : {}), ok: true, device })), null, 2)}\n`);
         else for (const d of devices) out.stdout(`${describeDevice(d)}\n`);
         return EXIT.OK;
       }),
@@ -237,14 +276,14 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
           // The guest moved towards the target but did not reach it: partial, as chmem counts it.
           return d && d.size !== d.startSize ? EXIT.PARTIAL : EXIT.FAILURE;
         }
-      }),
+      }, { ids: (cmd) => [cmd.processedArgs[0] as string] }),
     );
 
   qmp
     .command('events')
     .description('print QMP events (all, or those named) until --count, --timeout or Ctrl-C')
     .argument('[name...]', 'event names, e.g. DEVICE_DELETED ACPI_DEVICE_OST')
-    .option('--count <n>', 'stop after this many events', intArg)
+    .option('--count <n>', 'stop after this many events', wholeArg('a count of events'))
     .action(
       action(async (hp, g, out, cmd) => {
         const names = cmd.processedArgs[0] as string[];
@@ -275,25 +314,8 @@ export function qmpCommand(opts: { io?: CliIo; onExit?: (code: number) => void }
 
 /**
  * Run `memhp qmp` with `argv` (the words after `qmp`) and resolve with the exit code; never calls
- * process.exit, so tests and other CLIs can embed it.
+ * process.exit, so tests and other CLIs can embed it. Usage errors exit 2.
  */
-export async function runQmp(argv: string[], io: CliIo = processIo): Promise<number> {
-  let code: number = EXIT.OK;
-  const root = new Command('memhp')
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .addCommand(qmpCommand({ io, onExit: (c) => void (code = c) }));
-  // Sub-commands inherit neither exitOverride nor output routing from the root, so set them on each.
-  const walk = (c: Command): void => {
-    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    c.commands.forEach(walk);
-  };
-  walk(root);
-  try {
-    await root.parseAsync(['qmp', ...argv], { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT.OK : EXIT.FAILURE;
-    throw e;
-  }
-  return code;
+export function runQmp(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  return runSubcommand(qmpCommand, argv, io);
 }

@@ -1,119 +1,141 @@
 /**
- * `memhp sim`: run a scenario on the simulator (no QEMU) and print what happened: one line per step
- * with its result, then util-linux lsmem of the machine as the scenario left it. `--json` prints the
- * Observation instead, the same JSON a guest run produces, so it can be saved and diffed.
+ * `memhp sim`: run scenarios on the simulator (no QEMU) and print what happened: for each file one line
+ * per step with its result (a failed step with the kernel's message, the kernel log lines a step
+ * produced with -v), then util-linux lsmem of the machine as the scenario left it. `--json` prints each
+ * Observation instead, one JSON line per file: the same JSON a guest run produces, to save and diff.
  *
- *   memhp sim SCENARIO [--kernel 6.12] [--json] [-- LSMEM-ARGS…]
+ *   memhp sim SCENARIO… [--kernel 6.12] [--json] [-v] [LSMEM OPTIONS] [-- LSMEM-ARGS…]
+ *
+ * `-` reads a scenario from standard input. lsmem's output options are taken as in `memhp lsmem`
+ * (lib/cli/lsmem.ts), `-J` for its `--json`; arguments after `--` go to lsmem verbatim.
  *
  * Exit codes, as diff(1) and cmp(1) use them: 0 every step met its expectation, 1 some step did not,
- * 2 trouble (an invalid scenario, a machine the model refuses, a run cut short).
+ * 2 trouble (an invalid scenario, a machine the model refuses, a run cut short); the worst over the files.
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import type { Machine } from '../kernel/machine.js';
 import { formatSteps } from '../scenario/diff.js';
 import { ScenarioError, ScenarioRunError } from '../scenario/errors.js';
-import type { Observation } from '../scenario/observation.js';
-import { loadScenario, type ScenarioKernel } from '../scenario/schema.js';
+import type { Observation, StepObservation } from '../scenario/observation.js';
+import { kernelsSchema, loadScenario, MAX_SCENARIO_BYTES, parseScenario, zodIssues, type Scenario, type ScenarioKernel } from '../scenario/schema.js';
 import { createSimMachine, runOnMachine } from '../scenario/sim.js';
 import { lsmem } from '../sim/lsmem.js';
-import type { CliIo } from './qmp.js';
+import { EXIT, failureText, PassthroughCommand, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
+import { addLsmemOptions, choosesColumns, lsmemArgs, type LsmemFlags } from './lsmem.js';
 
-/** Exit codes of `memhp sim` and `memhp conform` (diff(1)'s convention). */
-export const SCENARIO_EXIT = { OK: 0, DIFFERENT: 1, TROUBLE: 2 } as const;
+export { processIo, runSubcommand, type CommandOptions };
+
+/** Exit codes of `memhp sim` and `memhp conform` (diff(1)'s convention; {@link EXIT} of every command). */
+export const SCENARIO_EXIT = { OK: EXIT.OK, DIFFERENT: EXIT.FAILURE, TROUBLE: EXIT.TROUBLE } as const;
 
 /** The lsmem columns `memhp sim` shows by default: lsmem's own plus the node and zones a hotplug scenario is about. */
 export const SIM_LSMEM_COLUMNS = 'RANGE,SIZE,STATE,REMOVABLE,BLOCK,NODE,ZONES';
 
-const KERNELS = ['6.1', '6.12', '7.2', 'latest'] as const satisfies readonly ScenarioKernel[];
-
-/** Parse a `--kernel` value; commander reports the error. */
+/** Parse a `--kernel` value with the scenario schema's validator (the message a scenario file gets); commander reports the error. */
 export function kernelArg(v: string): ScenarioKernel {
-  if (!(KERNELS as readonly string[]).includes(v)) throw new InvalidArgumentError(`unknown kernel '${v}' (expected ${KERNELS.join(', ')})`);
-  return v as ScenarioKernel;
+  const r = kernelsSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(zodIssues(r.error)[0]!.message);
+  return r.data[0]!;
 }
 
-/** Where commands write when no CliIo is given. */
-export const processIo: CliIo = {
-  stdout: (t) => void process.stdout.write(t),
-  stderr: (t) => void process.stderr.write(t),
-};
-
-/** How a scenario command reports a failure of its own (not a step's): the message, and the exit code 2. */
+/** How a scenario command reports a failure of its own (not a step's): the message. */
 export function troubleMessage(e: unknown): string {
   if (e instanceof ScenarioError || e instanceof ScenarioRunError) return e.message;
   return e instanceof Error ? e.message : String(e);
 }
 
-/** What `memhp sim` prints for a finished run (text mode): step lines, then the lsmem table. */
-export async function formatSimRun(o: Observation, machine: Machine, lsmemArgs: readonly string[] = []): Promise<string> {
-  const table = await lsmem(machine.sysfs, lsmemArgs.length ? lsmemArgs : ['-o', SIM_LSMEM_COLUMNS]);
+/**
+ * The lines under a step: why it failed (the kernel's message, or why it does not apply), and the kernel
+ * log lines it produced — all of them for a failed or unmet step or with `verbose`, else the first and
+ * how many more (a step that succeeded and still logged is one a user wants to know about: a 64 MiB
+ * DIMM is taken by QEMU, then refused by the guest's add_memory, which only the log tells).
+ */
+export function stepDetails(s: StepObservation, verbose = false): string[] {
+  const out: string[] = [];
+  if (s.result.status === 'error') out.push(`  ${s.result.errno}: ${s.result.message}`);
+  if (s.result.status === 'n/a') out.push(`  n/a: ${s.result.reason}`);
+  const log = s.dmesg ?? [];
+  if (verbose || s.unmet || s.result.status === 'error' || log.length === 1) out.push(...log.map((l) => `  dmesg: ${l}`));
+  else if (log.length) out.push(`  dmesg: ${log[0]!}`, `  dmesg: … ${log.length - 1} more line${log.length === 2 ? '' : 's'} (-v shows them)`);
+  return out;
+}
+
+/** The step lines of a run (formatSteps' lines of lib/scenario/diff.ts), each followed by {@link stepDetails}. */
+export function formatStepsWithDetails(o: Observation, verbose = false): string {
+  const [head] = formatSteps({ ...o, steps: [] }).split('\n');
+  const lines = [head!];
+  for (const s of o.steps) lines.push(formatSteps({ ...o, steps: [s] }).split('\n').slice(1).join('\n'), ...stepDetails(s, verbose));
+  return lines.join('\n');
+}
+
+/** What `memhp sim` prints for a finished run (text mode): step lines, the verdict, then the lsmem table. */
+export async function formatSimRun(o: Observation, machine: Machine, lsmemArguments: readonly string[] = ['-o', SIM_LSMEM_COLUMNS], verbose = false): Promise<string> {
+  const table = await lsmem(machine.sysfs, lsmemArguments);
   const unmet = o.steps.filter((s) => s.unmet).length;
   const verdict = unmet ? `${unmet} step${unmet === 1 ? '' : 's'} did not meet ${unmet === 1 ? 'its' : 'their'} expectation` : 'every expectation met';
-  return `${formatSteps(o)}\n${verdict}\n\n${table}`;
+  return `${formatStepsWithDetails(o, verbose)}\n${verdict}\n\n${table}`;
 }
 
-/**
- * Make commander's usage errors exit 2, not 1: 1 means "different" to these commands. (Commander calls
- * process.exit itself by default; an embedding caller replaces this with `exitOverride()`.)
- */
-export function usageExitsTrouble(cmd: Command): Command {
-  return cmd.exitOverride((err) => process.exit(err.exitCode === 0 ? SCENARIO_EXIT.OK : SCENARIO_EXIT.TROUBLE));
+/** Read a scenario from a stream, refusing more than {@link MAX_SCENARIO_BYTES} as a file is refused. */
+export async function readScenarioStream(input: NodeJS.ReadableStream, source = 'stdin'): Promise<Scenario> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of input) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    bytes += b.length;
+    if (bytes > MAX_SCENARIO_BYTES) throw new ScenarioError(source, [{ path: '', message: `the document is more than ${MAX_SCENARIO_BYTES} bytes, larger than the cap (maxBytes)` }]);
+    chunks.push(b);
+  }
+  return parseScenario(Buffer.concat(chunks).toString('utf8'), { source, defaultName: source });
 }
 
-/** Options of {@link simCommand}. */
-export interface CommandOptions {
-  /** Output streams (tests capture them). */
-  io?: CliIo;
-  /** Receives the exit code; default sets `process.exitCode`. */
-  onExit?: (code: number) => void;
+interface SimCliOpts extends LsmemFlags {
+  kernel?: ScenarioKernel;
+  json?: boolean;
+  verbose?: boolean;
 }
 
 /** Build the `sim` sub-command. */
 export function simCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const onExit = opts.onExit ?? ((code: number) => void (process.exitCode = code));
-  return usageExitsTrouble(new Command('sim'))
-    .description('run a scenario on the simulator: step results, then lsmem of the machine (options after -- go to lsmem)')
-    .argument('<scenario>', 'scenario file (.yaml, .yml or .json)')
-    .argument('[lsmem-args...]', `lsmem options (default -o ${SIM_LSMEM_COLUMNS})`)
-    .option('--kernel <version>', "kernel profile: 6.1, 6.12, 7.2 or latest (default: the scenario's first)", kernelArg)
-    .option('--json', 'print the Observation as JSON instead')
-    .action(async (file: string, lsmemArgs: string[], o: { kernel?: ScenarioKernel; json?: boolean }) => {
-      let machine: Machine | undefined;
-      try {
-        const scenario = await loadScenario(file);
-        machine = await createSimMachine(scenario, o.kernel ? { kernel: o.kernel } : {});
-        const obs = await runOnMachine(machine, scenario);
-        io.stdout(o.json ? `${JSON.stringify(obs, null, 2)}\n` : await formatSimRun(obs, machine, lsmemArgs));
-        onExit(obs.steps.some((s) => s.unmet) ? SCENARIO_EXIT.DIFFERENT : SCENARIO_EXIT.OK);
-      } catch (e) {
-        // A run cut short still shows the steps it got through.
-        if (e instanceof ScenarioRunError && e.observation) io.stdout(o.json ? `${JSON.stringify(e.observation, null, 2)}\n` : `${formatSteps(e.observation)}\n`);
-        io.stderr(`memhp sim: ${troubleMessage(e)}\n`);
-        onExit(SCENARIO_EXIT.TROUBLE);
-      } finally {
-        await machine?.close();
-      }
-    });
+  const cmd = new PassthroughCommand('sim')
+    .description('run scenarios on the simulator: step results, then lsmem of the machine (arguments after -- go to lsmem)')
+    .argument('<scenario...>', "scenario files (.yaml, .yml or .json); '-' reads one from standard input")
+    .option('--kernel <version>', "kernel profile: 6.1, 6.12, 7.2 or latest (default: each scenario's first)", kernelArg)
+    .option('--json', 'print each Observation as one line of JSON instead')
+    .option('-v, --verbose', "print every kernel log line of every step (default: a failed or unmet step's, and another's first)");
+  addLsmemOptions(cmd, { json: false });
+  return cmd.action(async (files: string[], o: SimCliOpts) => {
+    const args = lsmemArgs(o, cmd.passthrough);
+    const table = choosesColumns(o, cmd.passthrough) ? args : ['-o', SIM_LSMEM_COLUMNS, ...args];
+    if (files.filter((f) => f === '-').length > 1) cmd.error("'-' (standard input) can be given once", { exitCode: EXIT.TROUBLE });
+    let worst: number = EXIT.OK;
+    for (const [i, file] of files.entries()) {
+      if (i && !o.json) io.stdout('\n');
+      worst = Math.max(worst, await simOne(cmd, io, file, o, table));
+    }
+    onExit(worst);
+  });
 }
 
-/**
- * Run one sub-command built by `make` with `argv` (the words after its name) and resolve with its exit
- * code; never calls process.exit, so tests and other CLIs can embed it. Usage errors exit 2.
- */
-export async function runSubcommand(make: (o: Required<CommandOptions>) => Command, argv: readonly string[], io: CliIo = processIo): Promise<number> {
-  let code: number = SCENARIO_EXIT.OK;
-  const cmd = make({ io, onExit: (c) => void (code = c) });
-  const root = new Command('memhp').addCommand(cmd);
-  // Sub-commands inherit neither exitOverride nor output routing from the root, so set them on each.
-  for (const c of [root, cmd]) c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+/** Run one scenario file and print it; resolves to its exit code. */
+async function simOne(cmd: Command, io: CliIo, file: string, o: SimCliOpts, table: readonly string[]): Promise<number> {
+  let machine: Machine | undefined;
   try {
-    await root.parseAsync([cmd.name(), ...argv], { from: 'user' });
+    const scenario = file === '-' ? await readScenarioStream(io.stdin ?? process.stdin) : await loadScenario(file);
+    machine = await createSimMachine(scenario, o.kernel ? { kernel: o.kernel } : {});
+    const obs = await runOnMachine(machine, scenario);
+    io.stdout(o.json ? `${JSON.stringify(obs)}\n` : await formatSimRun(obs, machine, table, o.verbose));
+    return obs.steps.some((s) => s.unmet) ? EXIT.FAILURE : EXIT.OK;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? SCENARIO_EXIT.OK : SCENARIO_EXIT.TROUBLE;
-    throw e;
+    // A run cut short still shows the steps it got through.
+    if (e instanceof ScenarioRunError && e.observation) io.stdout(o.json ? `${JSON.stringify(e.observation)}\n` : `${formatStepsWithDetails(e.observation, o.verbose)}\n`);
+    io.stderr(failureText(cmd, e));
+    return EXIT.TROUBLE;
+  } finally {
+    await machine?.close();
   }
-  return code;
 }
 
 /** `memhp sim …` with `argv` after `sim`; resolves to the exit code. */

@@ -61,6 +61,14 @@ export interface CampaignOptions {
   minSteps?: number;
   /** See {@link CampaignOptions.minSteps}. */
   maxSteps?: number;
+  /**
+   * An earlier summary of this campaign (same seed and kernels) to continue: its runs and findings are
+   * kept, the runs it made are not made again, a divergence with one of its signatures is a duplicate.
+   * `runs` still counts per kernel over the whole campaign; `timeMs` bounds this session.
+   */
+  resume?: CampaignSummary;
+  /** The memhp version, recorded per session. */
+  version?: string;
   /** Progress. */
   onEvent?: (e: CampaignEvent) => void;
 }
@@ -95,13 +103,19 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
   const deadline = o.timeMs !== undefined ? t0 + o.timeMs : undefined;
   const late = (): boolean => deadline !== undefined && performance.now() >= deadline;
   const shrinkRuns = o.shrinkRuns ?? 60;
+  const prior = o.resume;
+  if (prior && (prior.seed !== o.seed || prior.kernels.join() !== o.kernels.join()))
+    throw new RangeError(`cannot resume: the campaign was seed ${prior.seed} on ${prior.kernels.join(',')}, not seed ${o.seed} on ${o.kernels.join(',')}`);
+  const before = prior?.elapsedMs ?? 0;
+  const session = { startedAt: new Date().toISOString(), memhp: o.version ?? 'unknown', runs: 0, elapsedMs: 0 };
   const summary: CampaignSummary = {
     seed: o.seed,
     kernels: [...o.kernels],
     ...(o.runs !== undefined ? { runsPerKernel: o.runs } : {}),
     ...(o.timeMs !== undefined ? { timeBudgetMs: o.timeMs } : {}),
-    startedAt: new Date().toISOString(),
-    elapsedMs: 0,
+    startedAt: prior?.startedAt ?? session.startedAt,
+    elapsedMs: before,
+    sessions: [...(prior?.sessions ?? []), session],
     complete: false,
     scenariosRun: 0,
     agree: 0,
@@ -111,10 +125,15 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     errors: 0,
     timePerRunMs: { mean: 0, median: 0, min: 0, max: 0 },
     options: { shrink: o.shrink !== false, shrinkRuns, snapshot: o.snapshot !== false, ...(o.exceptionsFile ? { exceptions: o.exceptionsFile } : {}) },
-    runs: [],
-    findings: [],
+    runs: [...(prior?.runs ?? [])],
+    findings: (prior?.findings ?? []).map((f) => ({ ...f })),
   };
-  const known = new Map<string, FindingRecord>();
+  const known = new Map<string, FindingRecord>(summary.findings.map((f) => [`${f.kernel} ${f.signature}`, f]));
+  const made = new Set(summary.runs.map((r) => `${r.kernel} ${r.index}`));
+  const close = (): void => {
+    tally(summary, t0, before);
+    session.elapsedMs = summary.elapsedMs - before;
+  };
   const exceptions = o.exceptions ? { exceptions: o.exceptions } : {};
 
   /** A new finding (already shrunk): write its directory, remember its signature. */
@@ -223,6 +242,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
   let stoppedEarly = false;
   outer: for (let index = 0; o.runs === undefined || index < o.runs; index++) {
     for (const kernel of o.kernels) {
+      if (made.has(`${kernel} ${index}`)) continue;
       if (late()) {
         stoppedEarly = true;
         break outer;
@@ -262,13 +282,14 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
         ...(c.guestFailure && !c.simFailure ? { error: c.guestFailure.message } : {}),
       };
       summary.runs.push(rec);
-      tally(summary, t0);
+      session.runs++;
+      close();
       await writeSummary(o.findingsDir, summary);
       o.onEvent?.({ type: 'run-end', record: rec, ...(finding ? { finding } : {}), summary });
     }
   }
   summary.complete = !stoppedEarly || o.runs === undefined;
-  tally(summary, t0);
+  close();
   await writeSummary(o.findingsDir, summary);
   return summary;
 }

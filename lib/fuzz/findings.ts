@@ -10,7 +10,7 @@
  *   observations.json                        both sides' observations of both (and an unstable one's re-run)
  * ```
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Observation } from '../scenario/observation.js';
 import type { Scenario, ScenarioKernel } from '../scenario/schema.js';
@@ -95,8 +95,10 @@ export interface CampaignSummary {
   readonly timeBudgetMs?: number;
   /** When the campaign started (ISO 8601). */
   readonly startedAt: string;
-  /** Milliseconds since then. */
+  /** Milliseconds spent running it, over all its sessions. */
   elapsedMs: number;
+  /** Each time the campaign was run or resumed (`memhp fuzz --resume`), in order; absent in summaries of older memhp. */
+  sessions?: CampaignSession[];
   /** Whether the campaign ran to its end (false while running, or when stopped by the time budget before all runs). */
   complete: boolean;
   /** Scenarios run. */
@@ -121,8 +123,23 @@ export interface CampaignSummary {
   readonly findings: FindingRecord[];
 }
 
-/** Recompute the counters and timings of a summary from its runs. */
-export function tally(s: CampaignSummary, startedAt: number): void {
+/** One session of a campaign: a `memhp fuzz` that started it or resumed it. */
+export interface CampaignSession {
+  /** When the session started (ISO 8601). */
+  readonly startedAt: string;
+  /** The memhp version that ran it (a resumed campaign may span versions). */
+  readonly memhp: string;
+  /** Runs it made. */
+  runs: number;
+  /** Milliseconds it ran. */
+  elapsedMs: number;
+}
+
+/**
+ * Recompute the counters and timings of a summary from its runs; `startedAt` is the current session's
+ * start (`performance.now()`), `before` the milliseconds of earlier sessions.
+ */
+export function tally(s: CampaignSummary, startedAt: number, before = 0): void {
   const count = (...v: RunVerdict[]): number => s.runs.filter((r) => v.includes(r.verdict)).length;
   s.scenariosRun = s.runs.length;
   s.agree = count('agree');
@@ -130,7 +147,7 @@ export function tally(s: CampaignSummary, startedAt: number): void {
   s.unstable = count('unstable');
   s.simErrors = count('sim-error');
   s.errors = count('error');
-  s.elapsedMs = Math.round(performance.now() - startedAt);
+  s.elapsedMs = Math.round(before + performance.now() - startedAt);
   const ms = s.runs.map((r) => r.ms).sort((a, b) => a - b);
   s.timePerRunMs = ms.length
     ? { mean: Math.round(ms.reduce((t, x) => t + x, 0) / ms.length), median: Math.round(ms[Math.floor(ms.length / 2)]!), min: Math.round(ms[0]!), max: Math.round(ms.at(-1)!) }
@@ -148,6 +165,36 @@ async function writeAtomic(file: string, text: string): Promise<void> {
 export async function writeSummary(dir: string, s: CampaignSummary): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeAtomic(path.join(dir, 'summary.json'), `${JSON.stringify(s, null, 2)}\n`);
+}
+
+/**
+ * Read the `summary.json` of an earlier campaign, to resume it. Throws a RangeError naming the file when
+ * it is missing, is not JSON, or lacks what resuming needs (seed, kernels, runs, findings).
+ */
+export async function readSummary(dir: string): Promise<CampaignSummary> {
+  const file = path.join(dir, 'summary.json');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new RangeError(`no campaign to resume in ${dir}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new RangeError(`${file} is not JSON: ${(e as Error).message}`);
+  }
+  const s = v as Partial<CampaignSummary> | null;
+  const bad = (what: string): never => {
+    throw new RangeError(`${file} is not a memhp fuzz summary: ${what}`);
+  };
+  if (typeof s !== 'object' || s === null) return bad('not an object');
+  if (!Number.isSafeInteger(s.seed)) bad("no whole number 'seed'");
+  if (!Array.isArray(s.kernels) || !s.kernels.every((k) => typeof k === 'string')) bad("no list of 'kernels'");
+  if (!Array.isArray(s.runs) || !s.runs.every((r: Partial<RunRecord>) => typeof r === 'object' && r !== null && typeof r.kernel === 'string' && Number.isSafeInteger(r.index) && typeof r.verdict === 'string')) bad("'runs' is not a list of runs");
+  if (!Array.isArray(s.findings) || !s.findings.every((f: Partial<FindingRecord>) => typeof f === 'object' && f !== null && typeof f.kernel === 'string' && typeof f.signature === 'string')) bad("'findings' is not a list of findings");
+  return s as CampaignSummary;
 }
 
 /** Observations of one scenario, guest and simulator. */

@@ -1,6 +1,6 @@
 /**
  * The fuzzer's scenario generator: random but valid scenarios (every one passes `validateScenario`),
- * deterministic from a seed. A machine (boot RAM, nodes, slots, maxmem and a kernel command line drawn
+ * deterministic from a seed. A machine (boot RAM, nodes, vCPUs, slots, maxmem and a kernel command line drawn
  * from the modelled parameters), then 6–20 steps weighted towards hot-plugged memory: plugs and
  * unplugs, writes of valid and odd values to every writable attribute, error injection, module loads
  * and unloads, reads, snapshots, the ACPI hotplug switch; a snapshot or (one in four) a census at the end.
@@ -99,7 +99,9 @@ function machineDoc(rng: Rng, kernel: ScenarioKernel): { doc: Doc; ram: number; 
   if (rng.chance(0.1)) cmdline['memory_hotplug.auto_movable_numa_aware'] = rng.chance(0.5);
   if (rng.chance(0.2)) cmdline['memory_hotplug.memmap_on_memory'] = rng.pick<boolean | 'force'>(getProfile(kernel).memmapOnMemoryForce ? [true, false, 'force'] : [true, false]);
   if (rng.chance(0.1)) cmdline.movable_node = true;
-  return { doc: { kernel: [kernel], memory: sizeText(ram), nodes, slots, maxMemory: sizeText(maxmem), cmdline }, ram, maxmem, nodes, slots };
+  // Fewer vCPUs than nodes leaves nodes without a CPU (kswapd, has_cpu and the node's first block differ); more go to node 0.
+  const cpus = nodes > 1 && rng.chance(0.3) ? rng.int(1, nodes + 1) : undefined;
+  return { doc: { kernel: [kernel], memory: sizeText(ram), nodes, ...(cpus !== undefined ? { cpus } : {}), slots, maxMemory: sizeText(maxmem), cmdline }, ram, maxmem, nodes, slots };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 import { KernelError } from '../errors.js';
 import { ZONE_TYPES } from '../native/physmem.js';
 import { validZones } from './hotplug.js';
-import { onlineTypeFromStr, type MemoryBlock } from './memory-block.js';
+import { onlineStore, onlineTypeFromStr, stateStore, type MemoryBlock } from './memory-block.js';
 import { kstrtoull } from './kstrtox.js';
 import { formatMemmapOnMemory, kstrtobool, sysfsStreq } from './profile.js';
 import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
@@ -46,7 +46,7 @@ function blockDir(m: Machine, mem: MemoryBlock): SysDir {
     phys_index: ro(() => `${mem.id.toString(16).padStart(8, '0')}\n`),
     state: rw(
       () => `${mem.state}\n`,
-      (v, signal) => m.stateStore(mem, v, signal),
+      (v, signal) => stateStore(m, mem, v, signal),
     ),
     // online_show takes the device lock: a read during an offline waits for its outcome. Each read
     // is its own process (task), so two concurrent readers are not one task locking twice.
@@ -58,7 +58,7 @@ function blockDir(m: Machine, mem: MemoryBlock): SysDir {
           mem.deviceLock.unlock();
           return `${v}\n`;
         }),
-      (v, signal) => m.onlineStore(mem, v, signal),
+      (v, signal) => onlineStore(m, mem, v, signal),
     ),
     phys_device: ro(() => '0\n'),
     removable: ro(() => '1\n'),

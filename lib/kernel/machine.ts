@@ -7,13 +7,14 @@
 import { KernelError, MemhpError } from '../errors.js';
 import { PhysMem, PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/physmem.js';
 import { sizeBytes, type Size } from '../size.js';
-import { addMemory, blocksOf, memmapOnMemoryPages, memoryBlockOffline, memoryBlockOnline, offlineAndRemoveMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
+import { FirmwareMemmap } from './firmware-memmap.js';
+import { __addMemory, addMemory, blocksOf, memmapOnMemoryPages, offlineAndRemoveMemory, removeMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
 import { MemoryNotifierErrorInject } from './inject.js';
 import { kstrtoint } from './kstrtox.js';
 import { AMD_HT_START, DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
 import { Lockdep } from './lockdep.js';
 import { HotplugLocks } from './locks.js';
-import { deviceOffline, deviceOnline, MemoryBlock, onlineTypeFromStr, type MemoryGroup } from './memory-block.js';
+import { deviceOffline, deviceOnline, memoryDevInit, onlineTypeFromStr, type MemoryBlock, type MemoryGroup } from './memory-block.js';
 import { memoryNotifierChain, nodeNotifierChain, type NotifierChain } from './notifier.js';
 import { getProfile, kstrtobool, parseMemmapOnMemory, type KernelProfile, type KernelSpec, type MemmapOnMemory, type MemoryNotify, type NodeNotify, type OnlineType } from './profile.js';
 import { buildSysfs } from './machine-sysfs.js';
@@ -158,7 +159,7 @@ export class Machine implements HotplugTarget, HotplugContext {
   /** /proc/iomem resources memhp models. */
   readonly resources: IomemResource[] = [];
   /** /sys/firmware/memmap entries: raw e820 plus one per System RAM add, numbered as created. */
-  readonly firmwareMemmap = new Map<number, { start: number; end: number; type: string }>();
+  readonly firmwareMemmap = new FirmwareMemmap();
   /** present_early_pages per `nid:zone`. */
   readonly earlyPresent = new Map<string, number>();
   /** See {@link MachineOptions.offlineRetries}. */
@@ -182,7 +183,6 @@ export class Machine implements HotplugTarget, HotplugContext {
   /** Work started by a sysfs write that returned before it finished (acpi_eject_store). */
   readonly #background = new Set<Promise<void>>();
   #nextGroup = 0;
-  #nextMemmap = 0;
   #closed = false;
 
   private constructor(opts: MachineOptions) {
@@ -237,7 +237,7 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.resources.push({ start: AMD_HT_START, end: 2 ** 40, name: 'Reserved', hotplug: false });
     this.resources.sort((a, b) => a.start - b.start);
     const raw = [{ start: 0, end: 0x9fc00, type: 'System RAM' }, ...L.e820.slice(2).map((e) => ({ ...e })), { start: AMD_HT_START, end: 2 ** 40, type: 'Reserved' }];
-    for (const e of raw) this.firmwareMemmap.set(this.#nextMemmap++, e);
+    for (const e of raw) this.firmwareMemmap.addEntry(e);
     const reserved = alloc ? memblockReserved(L, alloc) : [{ start: 0, end: 0x100 }];
     const sections = new Map<number, number>();
     L.nodeRam.forEach((ranges, nid) => {
@@ -275,116 +275,12 @@ export class Machine implements HotplugTarget, HotplugContext {
       pm.alloc({ count: alloc.reclaimablePages, kind: 'reclaimable' });
       pm.alloc({ count: alloc.movablePages, kind: 'movable' });
     }
-    // memory_dev_init: a block per block-aligned range holding a present section, online; its zone is
-    // the one zone whose span intersects it, else NULL (memory0 spans DMA and DMA32).
-    const blockIds = new Map<number, number>();
-    for (const [s, nid] of sections) blockIds.set(Math.floor((s * PAGES_PER_SECTION) / this.blockPages), nid);
-    for (const [id, nid] of [...blockIds].sort((a, b) => a[0] - b[0])) {
-      const start = id * this.blockPages;
-      const hits: ZoneType[] = [];
-      const nids = new Set<number>();
-      for (let n = 0; n < this.nodes.possible; n++)
-        for (const z of ZONE_TYPES) {
-          const info = pm.zoneInfo(n, z);
-          if (info && info.spanned && start < info.start + info.spanned && start + this.blockPages > info.start) (hits.push(z), nids.add(n));
-        }
-      const mem = new MemoryBlock({ id, nrPages: this.blockPages, nid, state: 'online', zone: hits.length === 1 && nids.size === 1 ? hits[0]! : null, nrVmemmapPages: 0, group: null, early: true, deviceLock: this.locks.createDeviceLock(`memory${id}`) });
-      this.blocks.set(id, mem);
-    }
+    memoryDevInit(this, new Map([...sections].map(([sec, nid]) => [sec * PAGES_PER_SECTION, nid])));
   }
 
   /** The memory block size in bytes. */
   get blockSize(): number {
     return this.layout.blockSize;
-  }
-
-  /**
-   * @internal BlockActions: memory_block_online, then what the rest of the kernel does at once with a
-   * node's first ZONE_NORMAL memory: it takes the block's first page (a page table, guests' dump_page
-   * shows), so the block cannot be offlined again (EBUSY) while later Normal blocks of the node can
-   * (their pages go to the tail of the free lists). Two allocators get there first: the node's new
-   * kswapd and kcompactd threads when this online gives the node its first memory (their stacks come
-   * from the node, vCPU or not), and node-local GFP_KERNEL allocations of a vCPU on the node. Seen alike
-   * on 6.1, 6.12 and 7.2 guests: node 0 of a 512 MiB one-vCPU machine every time, a memory-only node's
-   * first memory every time, a hot-added node with a vCPU in 5 of 6 runs (which vCPU allocates next).
-   */
-  async memoryBlockOnline(mem: MemoryBlock): Promise<void> {
-    const firstNormal = (this.physmem.zoneInfo(mem.nid, 'Normal')?.managed ?? 0) === 0;
-    const firstMemory = !this.nodes.memory.has(mem.nid);
-    await memoryBlockOnline(this, mem);
-    if (!firstNormal || mem.zone !== 'Normal' || (!firstMemory && this.cpusOfNode(mem.nid).length === 0)) return;
-    // The zone's only free pages are this block's, and the buddy hands out its first page first.
-    for (let pfn = mem.startPfn + mem.nrVmemmapPages; pfn < mem.startPfn + mem.nrPages; pfn++) {
-      if (this.physmem.pageState(pfn).state !== 'free') continue;
-      this.physmem.allocPage(pfn, 'unmovable');
-      return;
-    }
-  }
-
-  /** @internal BlockActions: memory_block_offline. */
-  memoryBlockOffline(mem: MemoryBlock, signal?: AbortSignal): Promise<void> {
-    return memoryBlockOffline(this, mem, signal);
-  }
-
-  /** @internal kobject_uevent for a memory block. */
-  uevent(mem: MemoryBlock, action: 'add' | 'remove' | 'online' | 'offline'): void {
-    this.trace.add({ type: 'uevent', action, devpath: mem.devpath });
-  }
-
-  /** @internal device_register of a new block: KOBJ_ADD, and the bus probe locks the new device. */
-  async registerBlock(o: { id: number; nid: number; group: MemoryGroup | null; nrVmemmapPages: number }): Promise<MemoryBlock> {
-    if (this.blocks.has(o.id)) throw new KernelError('EEXIST', `memory${o.id} already exists`);
-    const mem = new MemoryBlock({ ...o, nrPages: this.blockPages, state: 'offline', zone: null, early: false, deviceLock: this.locks.createDeviceLock(`memory${o.id}`) });
-    this.blocks.set(o.id, mem);
-    this.onBlocksChanged(mem, true);
-    this.uevent(mem, 'add');
-    // device_add → bus_probe_device → device_lock(dev): taken under mem_hotplug_lock.
-    await mem.deviceLock.lock('device_register');
-    mem.deviceLock.unlock();
-    return mem;
-  }
-
-  /** @internal device_unregister of a block: KOBJ_REMOVE. */
-  unregisterBlock(mem: MemoryBlock): void {
-    this.blocks.delete(mem.id);
-    this.onBlocksChanged(mem, false);
-    this.uevent(mem, 'remove');
-  }
-
-  /** Write a sysfs `state` value for a block (`state_store`): EINVAL for bad strings and for "already in that state". */
-  async stateStore(mem: MemoryBlock, value: string, signal?: AbortSignal): Promise<void> {
-    const type = onlineTypeFromStr(value);
-    await this.locks.lockDeviceHotplugSysfs();
-    try {
-      this.#checkRegistered(mem);
-      let r: 0 | 1;
-      if (type === 'offline') r = await deviceOffline(this, mem, signal);
-      else {
-        mem.onlineType = type;
-        r = await deviceOnline(this, mem, signal);
-      }
-      if (r > 0) throw new KernelError('EINVAL', `${mem.name}: already ${type === 'offline' ? 'offline' : 'online'}`);
-    } finally {
-      this.locks.unlockDeviceHotplug();
-    }
-  }
-
-  /** Write the generic device `online` attribute (`online_store`): kstrtobool, and "already" is success. */
-  async onlineStore(mem: MemoryBlock, value: string, signal?: AbortSignal): Promise<void> {
-    const on = kstrtobool(this.kernel, value);
-    await this.locks.lockDeviceHotplugSysfs();
-    try {
-      this.#checkRegistered(mem);
-      await (on ? deviceOnline(this, mem, signal) : deviceOffline(this, mem, signal));
-    } finally {
-      this.locks.unlockDeviceHotplug();
-    }
-  }
-
-  // A write that waited for device_hotplug_lock restarts its syscall; if the block was removed meanwhile
-  // (an eject), its attribute is gone and kernfs fails the write ENODEV without touching anything.
-  #checkRegistered(mem: MemoryBlock): void {
-    if (this.blocks.get(mem.id) !== mem) throw new KernelError('ENODEV', `${mem.name}: no such device (removed)`);
   }
 
   /** Run `fn` as its own task (a user process, an ACPI worker) so locks and the validator tell tasks apart. */
@@ -397,45 +293,18 @@ export class Machine implements HotplugTarget, HotplugContext {
    * `add_memory(nid, start, size)`: lock_device_hotplug + __add_memory (System RAM, no group). Returns
    * once the blocks exist and auto-online ran. E2BIG / EEXIST / EINVAL as the kernel returns them.
    */
-  addMemory(nid: number, start: bigint | number, size: bigint | number): Promise<void> {
-    return this.task('add_memory', async () => {
-      await this.locks.lockDeviceHotplug('add_memory');
-      try {
-        await addMemory(this, nid, Number(start), Number(size));
-        this.#firmwareMapAdd(Number(start), Number(size));
-      } finally {
-        this.locks.unlockDeviceHotplug();
-      }
-    });
+  async addMemory(nid: number, start: bigint | number, size: bigint | number): Promise<void> {
+    await this.task('add_memory', () => addMemory(this, nid, Number(start), Number(size)));
   }
 
   /** `remove_memory(start, size)`: EBUSY while a block of the range is online; EINVAL for a range that is not added memory. */
   removeMemory(start: bigint | number, size: bigint | number): Promise<void> {
-    return this.task('remove_memory', async () => {
-      await this.locks.lockDeviceHotplug('remove_memory');
-      try {
-        await tryRemoveMemory(this, Number(start), Number(size));
-        this.#firmwareMapRemove(Number(start), Number(size));
-      } finally {
-        this.locks.unlockDeviceHotplug();
-      }
-    });
+    return this.task('remove_memory', () => removeMemory(this, Number(start), Number(size)));
   }
 
   /** `offline_and_remove_memory(start, size)`: offline all blocks (re-online them on failure), then remove. */
   offlineAndRemoveMemory(start: bigint | number, size: bigint | number): Promise<void> {
-    return this.task('offline_and_remove_memory', async () => {
-      await offlineAndRemoveMemory(this, Number(start), Number(size));
-      this.#firmwareMapRemove(Number(start), Number(size));
-    });
-  }
-
-  #firmwareMapAdd(start: number, size: number): void {
-    this.firmwareMemmap.set(this.#nextMemmap++, { start, end: start + size, type: 'System RAM' });
-  }
-
-  #firmwareMapRemove(start: number, size: number): void {
-    for (const [k, e] of this.firmwareMemmap) if (e.start === start && e.end === start + size) this.firmwareMemmap.delete(k);
+    return this.task('offline_and_remove_memory', () => offlineAndRemoveMemory(this, Number(start), Number(size)));
   }
 
   /** Where QEMU would put a DIMM of `size`: the first gap in the device-memory window (2 MiB aligned). */
@@ -492,7 +361,7 @@ export class Machine implements HotplugTarget, HotplugContext {
         const hint = this.kernel.memmapOnMemoryAdd === 'per-block' || (size === this.blockSize && memmapOnMemoryPages(this) > 0);
         const pnp = acpiSlotName(slot);
         try {
-          await addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
+          await __addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
         } catch (e) {
           // acpi_memory_device_add fails, but acpi_bus_attach ignores a handler's failure: the device
           // stays, without memory, and _OST still reports success (seen on 6.1, 6.12 and 7.2 guests).
@@ -500,7 +369,6 @@ export class Machine implements HotplugTarget, HotplugContext {
           return;
         }
         dimm.group = group;
-        this.#firmwareMapAdd(addr, size);
         for (const b of blocksOf(this, addr, size)) b.firmwareNode = pnp;
       } finally {
         this.locks.unlockDeviceHotplug();
@@ -550,7 +418,7 @@ export class Machine implements HotplugTarget, HotplugContext {
         if (!this.acpiHotplugEnabled.memory) {
           this.dmesg.push(`acpi ${acpiSlotName(dimm.slot)}: Eject disabled`);
           ost(0x80);
-          throw new KernelError('EPERM', `${id}: guest refused the unplug: memory hotplug is disabled (/sys/firmware/acpi/hotplug/memory/enabled)`, { ostStatus: 0x80 });
+          throw new KernelError('EPERM', `${id}: guest refused the unplug: memory hotplug is disabled (/sys/firmware/acpi/hotplug/memory/enabled)`, { details: { ostStatus: 0x80 } });
         }
         // "Eject in progress" is reported for the eject request itself.
         ost(0x84, true, ACPI_NOTIFY_EJECT_REQUEST);
@@ -572,13 +440,10 @@ export class Machine implements HotplugTarget, HotplugContext {
             this.dmesg.push(`${mem.name}: Offline failed.`);
             for (const b of blocks) if (putOnline.has(b)) await deviceOnline(this, b).catch(() => 0);
             ost(0x82);
-            throw new KernelError('EBUSY', `${id}: guest refused the unplug: ${mem.name} cannot be offlined (${e instanceof Error ? e.message : String(e)})`, { ostStatus: 0x82 });
+            throw new KernelError('EBUSY', `${id}: guest refused the unplug: ${mem.name} cannot be offlined (${e instanceof Error ? e.message : String(e)})`, { details: { ostStatus: 0x82 }, cause: e });
           }
         }
-        if (dimm.group) {
-          await tryRemoveMemory(this, dimm.addr, dimm.size);
-          this.#firmwareMapRemove(dimm.addr, dimm.size);
-        }
+        if (dimm.group) await tryRemoveMemory(this, dimm.addr, dimm.size);
         this.dimms.delete(id);
         this.#qmpEvent('DEVICE_DELETED', { device: id, path: `/machine/peripheral/${id}` });
         ost(0, false);

@@ -13,7 +13,7 @@ const require = createRequire(import.meta.url);
 function load(): NativeAddon {
   const explicit = process.env.MEMHP_NATIVE;
   const addon = (explicit ? require(explicit) : require('bindings')('memhp')) as NativeAddon;
-  // The native side constructs errors as `new KernelError(code, message, {pfn})`.
+  // The native side constructs errors as `new KernelError(code, message, {details: {pfn}})`.
   addon.setErrorClass(KernelError);
   return addon;
 }

@@ -116,6 +116,19 @@ function bounds(opts: QmpConnectOptions): Bounds {
   };
 }
 
+/**
+ * Where {@link QmpClient.connect} connects: `tcp:HOST:PORT` (QEMU's `-qmp tcp:HOST:PORT,server=on,wait=off`;
+ * an IPv6 host in brackets, `tcp:[::1]:4444`) is a TCP address, anything else a unix socket path.
+ * Throws a {@link MemhpError} for a `tcp:` address without a host or a port in 1..65535.
+ */
+export function qmpAddress(socket: string): net.NetConnectOpts {
+  if (!socket.startsWith('tcp:')) return { path: socket };
+  const m = /^tcp:(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(socket);
+  const port = Number(m?.[3]);
+  if (!m || !(port >= 1 && port <= 65535)) throw new MemhpError(`${socket}: expected tcp:HOST:PORT (a port in 1..65535), e.g. tcp:127.0.0.1:4444`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
 /** A connected QMP session. Create it with {@link QmpClient.connect} or {@link QmpClient.fromStream}. */
 export class QmpClient {
   readonly #stream: Duplex;
@@ -153,12 +166,13 @@ export class QmpClient {
   }
 
   /**
-   * Connect to QEMU's QMP unix socket (`-qmp unix:PATH,server=on,wait=off`), read the greeting and
-   * negotiate capabilities. A socket that does not exist yet or refuses is retried until the deadline,
-   * so a freshly started QEMU can be connected to at once.
+   * Connect to QEMU's QMP unix socket (`-qmp unix:PATH,server=on,wait=off`) or TCP socket (`tcp:HOST:PORT`,
+   * {@link qmpAddress}), read the greeting and negotiate capabilities. A socket that does not exist yet
+   * or refuses is retried until the deadline, so a freshly started QEMU can be connected to at once.
    */
   static async connect(socketPath: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     bounds(opts); // refuse bad options before connecting
+    const address = qmpAddress(socketPath);
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const until = Date.now() + timeoutMs;
     for (;;) {
@@ -166,7 +180,7 @@ export class QmpClient {
       let sock: net.Socket;
       try {
         sock = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.createConnection(socketPath);
+          const s = net.createConnection(address);
           s.once('connect', () => {
             s.off('error', reject);
             resolve(s);

@@ -1,7 +1,7 @@
 /**
  * The differ: compares two observations of one scenario step by step (result, trace records,
- * snapshots) after the normalisations of `normalise.ts`, and prints what differs the way a kernel
- * engineer reads it:
+ * snapshots, censuses; never a step's kernel log lines, see {@link STEP_FIELDS_COMPARED}) after the
+ * normalisations of `normalise.ts`, and prints what differs the way a kernel engineer reads it:
  *
  * ```text
  * step 1: plug d1 256M node=1
@@ -17,7 +17,9 @@
  */
 import type { JsonValue, TraceRecord } from '../kernel/trace.js';
 import { exceptionMatches, type DifferenceKind, type DivergenceException } from './exceptions.js';
-import { NORMALISATIONS, normalisationApplies, type Normalisation } from './normalise.js';
+import { NORMALISATIONS, comparableStep, normalisationApplies, type Normalisation } from './normalise.js';
+
+export { STEP_FIELDS_COMPARED, UNCOMPARED_STEP_FIELDS } from './normalise.js';
 import type { Observation, Snapshot, StepObservation, StepResult } from './observation.js';
 import { MEMMAP_ROOT, MEMORY_ROOT, NODE_ROOT, flattenSnapshot, fileValueText } from './snapshot.js';
 
@@ -99,9 +101,9 @@ export function recordKey(r: TraceRecord): string {
     }
     case 'lockdep':
       return `lockdep ${String(r.kind)}`;
-    default:
-      return r.type;
   }
+  // An observation read from a file may hold a record type this version does not know.
+  return String((r as { type: unknown }).type);
 }
 
 const KEY_FIELDS: Record<string, readonly string[]> = {
@@ -351,8 +353,8 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
   };
 
   for (let i = 0; i < Math.min(a.steps.length, b.steps.length); i++) {
-    const sa: StepObservation = a.steps[i]!;
-    const sb: StepObservation = b.steps[i]!;
+    const sa = comparableStep(a.steps[i]!);
+    const sb = comparableStep(b.steps[i]!);
     const add = (kind: DifferenceKind, subject: string, text: string): void => void all.push({ step: i, stepText: sa.text, kind, subject, text });
     if (sa.text !== sb.text) {
       add('meta', 'step', `step text: ${la} ${quote(sa.text)} vs ${lb} ${quote(sb.text)}`);

@@ -3,10 +3,40 @@
  * a known, explained difference between a guest and the simulator (or two guest runs) is smoothed
  * over. Each entry says what it does, why, and for which kernels. Keep this table short: a divergence
  * that is not a property of how we observe belongs in the exceptions file, or in a fix to the model.
+ * Which fields of a step are compared at all is {@link STEP_FIELDS_COMPARED}.
  */
 import type { JsonValue, TraceRecord } from '../kernel/trace.js';
 import type { StepObservation, TargetKind } from './observation.js';
 import { MEMTOTAL_KEY, parseZoneinfoKey, zoneinfoKey } from './snapshot.js';
+
+/**
+ * Whether the differ (lib/scenario/diff.ts) compares each field of a {@link StepObservation}: a field
+ * added to it does not compile until it is listed here. `dmesg` is not compared: kernel log lines
+ * differ in wording, rate limiting and timing between the simulator and a guest (and between kernel
+ * builds); they explain a result, and the result and the trace are what is compared. `index` and
+ * `step` are implied by `text`; `ms` is the host's clock.
+ */
+export const STEP_FIELDS_COMPARED: { readonly [K in keyof StepObservation]-?: boolean } = {
+  index: false,
+  text: true,
+  step: false,
+  result: true,
+  unmet: true,
+  trace: true,
+  snapshot: true,
+  dmesg: false,
+  census: true,
+  ms: false,
+};
+
+/** The fields of a step observation the differ never looks at ({@link STEP_FIELDS_COMPARED}). */
+export const UNCOMPARED_STEP_FIELDS: readonly (keyof StepObservation)[] = (Object.keys(STEP_FIELDS_COMPARED) as (keyof StepObservation)[]).filter((k) => !STEP_FIELDS_COMPARED[k]);
+
+/** A step without its kernel log lines, as the differ takes it: no comparison of lib/scenario/diff.ts can read them. */
+export function comparableStep(s: StepObservation): StepObservation {
+  const { dmesg: _dmesg, ...rest } = s;
+  return rest;
+}
 
 /** When a normalisation applies, by the kinds of the two observations compared. */
 export type NormalisationScope =

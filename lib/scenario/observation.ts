@@ -122,6 +122,11 @@ export interface StepObservation {
   readonly trace: readonly TraceRecord[];
   /** For a `snapshot` step. */
   readonly snapshot?: Snapshot;
+  /**
+   * Kernel log lines the step produced, in order (on the simulator: the Machine.dmesg lines appended while
+   * it ran, lib/scenario/sim.ts); absent when it logged none or the target does not record them.
+   */
+  readonly dmesg?: readonly string[];
   /** For a `census` step: path (or /proc key) → its line (lib/scenario/census.ts). */
   readonly census?: Readonly<Record<string, string>>;
   /** Wall-clock milliseconds the step took (host clock). */

@@ -346,14 +346,24 @@ const cmdlineSchema = z.preprocess(
   ),
 );
 
-const kernelsSchema = z.preprocess(
+/**
+ * The validator of `machine.kernel` (one kernel or a list); the CLI's `--kernel` flags use it too.
+ *
+ * @internal
+ */
+export const kernelsSchema = z.preprocess(
   (v) => (Array.isArray(v) ? v.map(numberAsText) : v === undefined ? undefined : [numberAsText(v)]),
   z
     .array(z.enum(KERNEL_NAMES, { error: `expected a kernel: ${list(KERNEL_NAMES)} (quote versions in YAML: '6.10' reads as 6.1)` }))
     .min(1, 'expected at least one kernel'),
 );
 
-const machineSchema = z
+/**
+ * The validator of `machine`; `memhp lsmem` checks its flags with it (lib/cli/lsmem.ts).
+ *
+ * @internal
+ */
+export const machineSchema = z
   .strictObject(
     {
       kernel: kernelsSchema.default([...SCENARIO_KERNELS]),
@@ -389,7 +399,12 @@ function args<S extends z.core.$ZodShape>(op: string, shape: S, shorthand?: keyo
   );
 }
 
-const STEP_SCHEMAS = {
+/**
+ * The validator of each step's fields, by operation; `memhp lsmem --plug` uses `plug`'s.
+ *
+ * @internal
+ */
+export const STEP_SCHEMAS = {
   plug: args('plug', { id: deviceId, size: sizeText, node: uint('a node id').optional(), expect: expectSchema.optional() }),
   unplug: args('unplug', { id: deviceId, expect: expectSchema.optional() }, 'id'),
   write: args('write', {

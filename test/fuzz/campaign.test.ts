@@ -13,7 +13,7 @@ import path from 'node:path';
 import { durationArg, runFuzz } from '../../lib/cli/fuzz.js';
 import { runCampaign, type CampaignOptions } from '../../lib/fuzz/campaign.js';
 import { compare, type FuzzTargets } from '../../lib/fuzz/compare.js';
-import type { CampaignSummary } from '../../lib/fuzz/findings.js';
+import { readSummary, type CampaignSummary } from '../../lib/fuzz/findings.js';
 import { DEFAULT_HANDLERS } from '../../lib/scenario/run.js';
 import { loadScenario } from '../../lib/scenario/schema.js';
 import { runOnSimulator } from '../../lib/scenario/sim.js';
@@ -51,7 +51,10 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
       for (const file of ['scenario.yaml', 'original.yaml', 'diff.txt', 'observations.json']) assert.ok(existsSync(path.join(fdir, file)), `${f.dir}/${file}`);
       const min = await loadScenario(path.join(fdir, 'scenario.yaml'));
       const orig = await loadScenario(path.join(fdir, 'original.yaml'));
-      assert.ok(min.steps.length <= 2 && min.steps.length === f.minimalSteps && orig.steps.length === f.originalSteps);
+      assert.ok(min.steps.length === f.minimalSteps && orig.steps.length === f.originalSteps);
+      // Minimal: the plugs that make the block (the shrinker drops steps, it does not merge plugs), then the write.
+      assert.deepEqual(min.steps.map((st) => st.op), [...min.steps.slice(0, -1).map(() => 'plug'), 'write'], `${f.dir}: ${min.steps.map((st) => st.op).join(', ')}`);
+      assert.ok(min.steps.length <= 3, `${f.dir}: ${min.steps.length} steps`);
       assert.match(min.description ?? '', /guest and simulator differ at step \d+ \(write .*\/online/);
       const again = await compare(min, f.kernel, targets);
       assert.equal(again.signature?.key, f.signature, `${f.dir} reproduces`);
@@ -74,6 +77,27 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     assert.notDeepEqual(other.runs.map((r) => r.scenarioSeed), a.runs.map((r) => r.scenarioSeed));
   });
 
+  it('resumes: a campaign continued from its summary makes the runs it had not made, and ends as one uninterrupted campaign', async () => {
+    const whole = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG]) }, 'whole');
+    const first = liarTargets([ONLINE_EINVAL_AS_E2BIG]);
+    const part = await campaign({ targets: first, runs: 5, version: '1.0.0' }, 'parts');
+    assert.equal(part.scenariosRun, 10);
+    const again = liarTargets([ONLINE_EINVAL_AS_E2BIG]);
+    const rest = await campaign({ targets: again, resume: await readSummary(path.join(dir, 'parts')), version: '1.0.1' }, 'parts');
+    const strip = (s: CampaignSummary) => s.runs.map(({ ms: _ms, simMs: _s, guestMs: _g, ...r }) => r);
+    assert.deepEqual(strip(rest), strip(whole));
+    assert.deepEqual(rest.findings.map(({ shrinkRuns: _r, ...f }) => f), whole.findings.map(({ shrinkRuns: _r, ...f }) => f));
+    assert.equal(rest.complete, true);
+    // The resumed session ran only the 14 runs left (and what its new findings' re-runs and shrinks needed).
+    const newFindings = rest.findings.slice(part.findings.length);
+    assert.equal(again.calls, 14 + newFindings.reduce((t, f) => t + 1 + f.shrinkRuns, 0));
+    assert.deepEqual(rest.sessions?.map((x) => [x.memhp, x.runs]), [['1.0.0', 10], ['1.0.1', 14]]);
+    assert.ok(rest.elapsedMs >= part.elapsedMs);
+    assert.equal(rest.startedAt, part.startedAt);
+    await assert.rejects(campaign({ targets: again, seed: 4, resume: rest }, 'parts'), /cannot resume: the campaign was seed 3 on 6\.1,latest, not seed 4/);
+    await assert.rejects(readSummary(path.join(dir, 'nothing')), /no campaign to resume in .*nothing: cannot read .*summary\.json \(ENOENT\)/);
+  });
+
   it('a guest that disagrees with itself gives an unstable finding with the guest-vs-guest diff, not shrunk', async () => {
     const s = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG], { flaky: true }), kernels: ['latest'], runs: 30 });
     const f = s.findings.find((x) => x.kind === 'unstable');
@@ -91,7 +115,7 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     const s = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG], { bootJitter: true }), kernels: ['latest'], runs: 30 });
     assert.ok(s.findings.length > 0);
     assert.deepEqual(s.findings.map((f) => f.kind), s.findings.map(() => 'divergence'));
-    assert.ok(s.findings.every((f) => f.minimalSteps <= 2));
+    assert.ok(s.findings.every((f) => f.minimalSteps <= 3), s.findings.map((f) => `${f.dir}: ${f.minimalSteps} steps`).join(', '));
   });
 
   it('a simulator crash is a finding, shrunk on the simulator alone', async () => {
@@ -144,5 +168,21 @@ describe('memhp fuzz: arguments', () => {
     let err = '';
     assert.equal(await runFuzz(['--exceptions', path.join(dir, 'missing.yaml'), '--runs', '1'], { stdout: () => undefined, stderr: (t) => void (err += t) }), 2);
     assert.match(err, /missing\.yaml/);
+  });
+
+  it('--resume needs a summary of the same campaign, and a bound when the campaign had only a time budget', async () => {
+    const run = async (args: string[]): Promise<[number, string]> => {
+      let err = '';
+      const code = await runFuzz(args, { stdout: () => undefined, stderr: (t) => void (err += t) });
+      return [code, err];
+    };
+    const none = await run(['--resume', '--findings', path.join(dir, 'none')]);
+    assert.equal(none[0], 2);
+    assert.match(none[1], /^memhp fuzz: no campaign to resume in .*none: cannot read .*summary\.json \(ENOENT\)\n$/);
+    await campaign({ targets: liarTargets([]), runs: undefined, timeMs: 1, kernels: ['6.1'] }, 'timed');
+    const timed = path.join(dir, 'timed');
+    assert.match((await run(['--resume', '--findings', timed]))[1], /was bounded by time only: give --runs or --time to resume it/);
+    assert.match((await run(['--resume', '--findings', timed, '--seed', '4', '--runs', '1']))[1], /--seed 4: the campaign in .* is seed 3/);
+    assert.match((await run(['--resume', '--findings', timed, '--kernel', 'latest', '--runs', '1']))[1], /--kernel latest: the campaign in .* runs 6\.1/);
   });
 });

@@ -77,6 +77,7 @@ describe('fuzz: scenario generator', function () {
         assert.deepEqual(m.kernels, [k]);
         assert.ok(['512M', '1G', '2G'].includes(m.memory), m.memory);
         assert.ok(m.nodes >= 1 && m.nodes <= 3);
+        assert.ok(m.cpus === undefined || (m.nodes > 1 && m.cpus >= 1 && m.cpus <= m.nodes + 1), `cpus ${m.cpus} on ${m.nodes} nodes`);
         assert.ok(sizeBytes(m.maxMemory)! > sizeBytes(m.memory)!, 'maxmem above boot RAM');
         if (m.cmdline['memory_hotplug.memmap_on_memory'] === 'force') assert.ok(getProfile(k).memmapOnMemoryForce, `force on ${k}`);
         assert.ok(s.steps.length >= 6 && s.steps.length <= 20, `${s.steps.length} steps`);
@@ -119,6 +120,8 @@ describe('fuzz: scenario generator', function () {
     assert.ok(injects.some((i) => i.errno === 'E4095') && injects.some((i) => /^E\d+$/.test(i.errno)), 'errno numbers up to 4095');
     assert.ok(injects.some((i) => i.priority < 0) && injects.some((i) => i.priority >= 2147483647), 'negative and INT_MAX-ish priorities');
     assert.ok(steps.some((st) => st.op === 'rmmod' && st.module === 'notifier-error-inject'), 'unloads in orders that fail');
+    assert.ok(all.some((s) => s.machine.cpus !== undefined && s.machine.cpus < s.machine.nodes), 'nodes without a vCPU');
+    assert.ok(all.some((s) => s.machine.cpus !== undefined && s.machine.cpus > s.machine.nodes), 'more vCPUs than nodes');
   });
 
   it('on the simulator, block writes land on the blocks the plugs made, and most steps touch hot-plugged memory', async () => {

@@ -94,9 +94,9 @@ describe('memhp qmp (CLI) on a paused QEMU', function () {
     assert.deepEqual(quiet, { code: EXIT.OK, out: '', err: '' });
   });
 
-  it('exits 1 on usage errors and an unreachable socket, 0 on --help', async () => {
-    assert.equal((await runQmp(['list'], { stdout: () => undefined, stderr: () => undefined })), EXIT.FAILURE);
-    assert.equal((await cli(sock, 'plug')).code, EXIT.FAILURE); // --size missing
+  it('exits 2 on usage errors, 1 on an unreachable socket, 0 on --help', async () => {
+    assert.equal((await runQmp(['list'], { stdout: () => undefined, stderr: () => undefined })), EXIT.TROUBLE);
+    assert.equal((await cli(sock, 'plug')).code, EXIT.TROUBLE); // --size missing
     const c = await cli(`${qemu.dir}/nope.sock`, 'list');
     assert.equal(c.code, EXIT.FAILURE);
     assert.match(c.err, /cannot connect/);

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
-import { diffObservations, formatDiff, formatRecord, formatSteps } from '../../lib/scenario/diff.js';
+import { diffObservations, formatDiff, formatRecord, formatSteps, UNCOMPARED_STEP_FIELDS } from '../../lib/scenario/diff.js';
 import { ScenarioError } from '../../lib/scenario/errors.js';
 import { loadExceptions, validateExceptions } from '../../lib/scenario/exceptions.js';
 import { toJUnit, type ConformanceCase } from '../../lib/scenario/junit.js';
@@ -98,6 +98,25 @@ describe('differ', () => {
     assert.deepEqual(r.labels, ['guest', 'sim']);
     assert.deepEqual(r.normalised, { 'trace-streams': 2, 'not-applicable-steps': 1 });
     assert.equal(formatDiff(r), 'hand-built on 6.1: guest vs sim: no differences (normalised: trace-streams ×2, not-applicable-steps ×1)');
+  });
+
+  it("never compares a step's kernel log lines (dmesg): their wording and timing are each target's own", () => {
+    assert.deepEqual([...UNCOMPARED_STEP_FIELDS].sort(), ['dmesg', 'index', 'ms', 'step']);
+    const guest = obs('guest', '6.12', base('guest'));
+    const sim = obs('sim', '6.12', base('sim'));
+    // The guest logged two lines at the plug, the simulator one other line; the offline logged only on the simulator.
+    const logged = (o: Observation, logs: Record<number, string[]>): Observation => ({ ...o, steps: o.steps.map((s) => (logs[s.index] ? { ...s, dmesg: logs[s.index]! } : s)) });
+    const a = logged(guest, { 0: ['[   12.345678] acpi PNP0C80:00: add_memory failed', 'Block size [0x8000000] unaligned hotplug range'] });
+    const b = logged(sim, { 0: ['acpi PNP0C80:00: add_memory failed'], 2: ['memory33: Offline failed.'] });
+    const r = diffObservations(a, b);
+    assert.equal(r.ok, true, formatDiff(r));
+    assert.deepEqual(r, diffObservations(guest, sim));
+    // With a real difference beside it, only that difference is reported.
+    const wrong = diffObservations(a, { ...b, steps: b.steps.map((s) => (s.index === 2 ? { ...s, result: { status: 'error', errno: 'EBUSY', message: 'memory33: Offline failed.' } } : s)) });
+    assert.deepEqual(
+      wrong.differences.map((d) => [d.step, d.kind]),
+      [[2, 'result']],
+    );
   });
 
   it('compares QMP events: an _OST status or a DEVICE_DELETED the simulator got wrong is a difference', () => {
