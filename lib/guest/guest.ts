@@ -32,6 +32,7 @@ import { GuestError } from './errors.js';
 import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
+import { cpuTimer } from './progress.js';
 import {
   haveZstd,
   hostCpuIdentity,
@@ -66,7 +67,10 @@ export interface GuestOptions {
   cmdline?: string[];
   /** 'auto' (default): KVM when it works, else multi-threaded TCG. */
   accel?: Accel | 'auto';
-  /** Deadline for one boot attempt to reach READY; default 60 s (TCG boots take 3.5–7 s). */
+  /**
+   * Bound for one boot attempt to reach READY, in milliseconds of QEMU's CPU time (lib/guest/progress.ts:
+   * the guest's progress, not the host's clock); default 60 s (a TCG boot uses 3.5–7 s).
+   */
   readyTimeoutMs?: number;
   /** Kernel provisioning options (cache directory, progress bar). */
   prepare?: PrepareOptions;
@@ -419,14 +423,17 @@ export class Guest implements HotplugTarget {
       throw new GuestError(`${msg} (kernel ${prepared.release}, ${accel})`, { cause, console: log });
     };
     const timeoutMs = o.readyTimeoutMs ?? 60_000;
-    let timer: NodeJS.Timeout | undefined;
+    // Every wait on this guest is bounded by its progress: QEMU's CPU time (lib/guest/progress.ts).
+    const progress = cpuTimer(child.pid ?? -1);
+    let cancel: (() => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GuestError(`guest not ready within ${timeoutMs} ms`)), timeoutMs);
+      cancel = progress(timeoutMs / 1000, () => reject(new GuestError(`guest not ready after ${timeoutMs / 1000} s of QEMU CPU time`)));
     });
+    deadline.catch(() => undefined);
     const died = exited.then((why) => Promise.reject(new GuestError(`guest died before it was ready: ${why}`)));
     let ready: AgentReady;
     try {
-      [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl), QmpClient.connect(qmpSock)]), died, deadline]);
+      [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl, 10_000, progress), QmpClient.connect(qmpSock)]), died, deadline]);
       if (entry) {
         const data = await image!;
         // A restored guest does not send READY again: the boot's is in the entry.
@@ -436,7 +443,7 @@ export class Guest implements HotplugTarget {
     } catch (e) {
       return fail((e as Error).message, e);
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
     const bootMs = performance.now() - t0;
     if (!agent || !qmp) return fail('no agent or QMP connection');
