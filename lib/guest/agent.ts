@@ -8,6 +8,7 @@ import net from 'node:net';
 import { errnoCode, isErrnoCode, KernelError, type ErrnoCode } from '../errors.js';
 import type { TreeEntry } from '../kernel/target.js';
 import { GuestError } from './errors.js';
+import { wallTimer, type ProgressTimer } from './progress.js';
 
 /** The agent's `@@READY` line. */
 export interface AgentReady {
@@ -60,12 +61,15 @@ export class AgentClient {
   #buf = '';
   #nextId = 1;
   #chain: Promise<unknown> = Promise.resolve();
-  #pending: { id: number; resolve(r: AgentReply): void; reject(e: unknown): void; timer: NodeJS.Timeout } | undefined;
+  #pending: { id: number; resolve(r: AgentReply): void; reject(e: unknown): void; timer: () => void } | undefined;
   #closed: GuestError | undefined;
   /** Called with each line that is not protocol (there should be none; kept for diagnosis). */
   onNoise: (line: string) => void = () => undefined;
 
-  private constructor(private readonly sock: net.Socket) {
+  private constructor(
+    private readonly sock: net.Socket,
+    private readonly timer: ProgressTimer,
+  ) {
     this.ready = new Promise((resolve, reject) => {
       this.#resolveReady = resolve;
       this.#rejectReady = reject;
@@ -77,21 +81,29 @@ export class AgentClient {
     sock.on('close', () => this.#fail(new GuestError('agent channel closed (QEMU exited?)')));
   }
 
-  /** Connect to the socket, retrying while QEMU has not created it yet. */
-  static async connect(socketPath: string, timeoutMs = 10_000): Promise<AgentClient> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        const sock = await new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect(socketPath);
-          s.once('connect', () => (s.removeAllListeners('error'), resolve(s)));
-          s.once('error', reject);
-        });
-        return new AgentClient(sock);
-      } catch (e) {
-        if (Date.now() > until) throw new GuestError(`cannot connect to the guest agent at ${socketPath}`, { cause: e });
-        await new Promise((r) => setTimeout(r, 10));
+  /**
+   * Connect to the socket, retrying while QEMU has not created it yet. Request timeouts run on `timer`
+   * (the guest's progress: {@link cpuTimer} of its QEMU; wall-clock seconds by default).
+   */
+  static async connect(socketPath: string, timeoutMs = 10_000, timer: ProgressTimer = wallTimer): Promise<AgentClient> {
+    let expired = false;
+    const cancel = timer(timeoutMs / 1000, () => void (expired = true));
+    try {
+      for (;;) {
+        try {
+          const sock = await new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect(socketPath);
+            s.once('connect', () => (s.removeAllListeners('error'), resolve(s)));
+            s.once('error', reject);
+          });
+          return new AgentClient(sock, timer);
+        } catch (e) {
+          if (expired) throw new GuestError(`cannot connect to the guest agent at ${socketPath}`, { cause: e });
+          await new Promise((r) => setTimeout(r, 10));
+        }
       }
+    } finally {
+      cancel();
     }
   }
 
@@ -117,7 +129,7 @@ export class AgentClient {
     const p = this.#pending;
     if (!p || String(p.id) !== tag) return this.onNoise(line); // a late answer to a timed-out request
     this.#pending = undefined;
-    clearTimeout(p.timer);
+    p.timer();
     const w = rest.split(' ');
     if (w[0] === 'ok') p.resolve({ status: 'ok', data: dec(w[1]) });
     else if (w[0] === 'err') {
@@ -134,22 +146,23 @@ export class AgentClient {
     this.#rejectReady(e);
     const p = this.#pending;
     this.#pending = undefined;
-    if (p) (clearTimeout(p.timer), p.reject(e));
+    if (p) (p.timer(), p.reject(e));
   }
 
   /**
    * Send one request (`cmd` and its words; a word must not contain whitespace: base64 it) and wait
-   * for its answer. Requests are queued; a timeout rejects with {@link GuestError}.
+   * for its answer. Requests are queued; a timeout (`timeoutMs` of the client's progress clock, from
+   * when the request is sent) rejects with {@link GuestError}.
    */
   request(cmd: string, args: readonly string[] = [], timeoutMs = 30_000): Promise<AgentReply> {
     const run = async (): Promise<AgentReply> => {
       if (this.#closed) throw this.#closed;
       const id = this.#nextId++;
       return new Promise<AgentReply>((resolve, reject) => {
-        const timer = setTimeout(() => {
+        const timer = this.timer(timeoutMs / 1000, () => {
           this.#pending = undefined;
-          reject(new GuestError(`agent: no answer to '${cmd}' within ${timeoutMs} ms`));
-        }, timeoutMs);
+          reject(new GuestError(`agent: no answer to '${cmd}' within ${timeoutMs} ms of the guest's progress`));
+        });
         this.#pending = { id, resolve, reject, timer };
         this.sock.write(`${[id, cmd, ...args].join(' ')}\n`);
       });

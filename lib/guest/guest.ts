@@ -4,8 +4,10 @@
  * Boot: prepare the kernel (download/cache), build the initramfs, start QEMU in its own process group
  * with sockets in a private 0700 directory, wait for the agent's READY. Hotplug goes through QMP; the
  * guest's kprobe/uevent lines and QMP events become trace records. QEMU never outlives its owner:
- * `close()`, every failure path, and process exit kill the whole process group, and where `setpriv`
- * exists QEMU also gets SIGKILL when the owning process dies abruptly (parent-death signal).
+ * `close()`, every failure path, process exit and SIGINT/SIGTERM/SIGHUP kill the whole process group
+ * and remove the private directory (lib/guest/cleanup.ts), and where `setpriv` exists QEMU also gets
+ * SIGKILL when the owning process dies abruptly (parent-death signal); a boot removes the directories
+ * such an owner left.
  *
  * With `snapshot: 'reuse'` a boot first looks for a saved, idle guest of the same machine in the
  * snapshot cache (lib/guest/snapshot.ts) and loads it instead of booting the kernel; a plain boot then
@@ -13,7 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
@@ -25,19 +27,18 @@ import { GuestRejectedError, HotplugError, type HOTPLUG_CHECK_ERRNO } from '../q
 import { MemoryHotplug, parseSize, type Size } from '../qmp/hotplug.js';
 import { accelArgs, detectAccel, type Accel } from './accel.js';
 import { AgentClient, base64, type AgentReady } from './agent.js';
+import { ownedTempDir, reclaimStale, removeDir, trackProcess } from './cleanup.js';
 import { GuestError } from './errors.js';
 import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
+import { cpuTimer } from './progress.js';
 import {
-  fileSha256,
   haveZstd,
   hostCpuIdentity,
-  loadVm,
   qemuIdentity,
   restoreUnsafe,
   SAVE_EVENTS,
-  saveVm,
   SNAPSHOT_FORMAT,
   SnapshotCache,
   snapshotKey,
@@ -45,6 +46,8 @@ import {
   type SnapshotEntry,
   type SnapshotIdentity,
 } from './snapshot.js';
+import { loadVm, saveVm } from './stream.js';
+import { openVerified, readOwnFile, writeOwnFile } from './trust.js';
 
 /** A machine description and how to boot it. */
 export interface GuestOptions {
@@ -64,7 +67,10 @@ export interface GuestOptions {
   cmdline?: string[];
   /** 'auto' (default): KVM when it works, else multi-threaded TCG. */
   accel?: Accel | 'auto';
-  /** Deadline for one boot attempt to reach READY; default 60 s (TCG boots take 3.5–7 s). */
+  /**
+   * Bound for one boot attempt to reach READY, in milliseconds of QEMU's CPU time (lib/guest/progress.ts:
+   * the guest's progress, not the host's clock); default 60 s (a TCG boot uses 3.5–7 s).
+   */
   readyTimeoutMs?: number;
   /** Kernel provisioning options (cache directory, progress bar). */
   prepare?: PrepareOptions;
@@ -112,6 +118,8 @@ export interface BootInfo {
 
 /** The per-boot paths of a QEMU command line; placeholders stand in for them in a snapshot key. */
 interface BootPaths {
+  /** The bzImage: `/dev/fd/3`, the descriptor of the file that was checked, on a real command line. */
+  kernel: string;
   initrd: string;
   console: string;
   ctl: string;
@@ -136,7 +144,8 @@ export function bootHistory(): BootInfo[] {
 }
 
 const live = new Set<Guest>();
-let exitHook = false;
+/** Prefix of a guest's private directory under the temporary directory: `memhp-guest-<pid>-<start>-XXXXXX`. */
+const GUEST_DIR = 'memhp-guest-';
 
 function killGroup(child: ChildProcess): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -151,28 +160,15 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  const killAll = (): void => {
-    for (const g of live) g.kill();
-  };
-  process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      killAll();
-      // Let the signal do what it would have done without us.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
-}
-
 let setprivOk: boolean | undefined;
 /** util-linux setpriv with --pdeathsig: QEMU then dies even if its owner is SIGKILLed. */
 function pdeathsigWrapper(): string[] {
   setprivOk ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
   return setprivOk ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
 }
+
+/** In a guest's directory: the unix socket a snapshot is saved or restored through (lib/guest/stream.ts). */
+const MIGRATION_SOCKET = 'migrate.sock';
 
 /** In a restored guest's directory: the console log of the boot that was saved. */
 const BOOT_CONSOLE = 'console.boot.log';
@@ -270,13 +266,15 @@ export class Guest implements HotplugTarget {
    */
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
     const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
+    await reclaimStale(os.tmpdir(), GUEST_DIR); // what SIGKILLed owners left
+    const cache = o.snapshot === 'reuse' ? new SnapshotCache(o.snapshotDir) : undefined;
+    await cache?.check(); // a snapshot directory another user could write is refused, not skipped
     const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
     let accel: Accel;
     let reason: string;
     if (!o.accel || o.accel === 'auto') ({ accel, reason } = await detectAccel(o.qemu));
     else [accel, reason] = [o.accel, 'requested'];
-    let snap: SnapshotPlan | undefined =
-      o.snapshot === 'reuse' ? { cache: new SnapshotCache(o.snapshotDir), tryRestore: true } : undefined;
+    let snap: SnapshotPlan | undefined = cache ? { cache, tryRestore: true } : undefined;
     let attempts = 0;
     for (;;) {
       attempts++;
@@ -315,7 +313,7 @@ export class Guest implements HotplugTarget {
       '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
       '-smp', String(cpus),
       ...numa,
-      '-kernel', prepared.vmlinuz,
+      '-kernel', p.kernel,
       '-initrd', p.initrd,
       '-append', cmdline,
       '-display', 'none', '-no-reboot', '-nodefaults',
@@ -332,16 +330,26 @@ export class Guest implements HotplugTarget {
    * rejects with {@link RestoreFailed}; QEMU is killed and the directory removed on every failure.
    */
   static async #attempt(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'memhp-guest-')); // mkdtemp makes it 0700
+    const dir = await ownedTempDir(os.tmpdir(), GUEST_DIR); // mkdtemp makes it 0700
+    try {
+      return await Guest.#launch(dir, o, prepared, accel, reason, attempts, snap);
+    } catch (e) {
+      await removeDir(dir);
+      throw e;
+    }
+  }
+
+  /** {@link Guest.#attempt} in the private directory `dir`; on success the guest owns it, and {@link Guest.close} removes it. */
+  static async #launch(dir: string, o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: Accel, reason: string, attempts: number, snap?: SnapshotPlan): Promise<Guest> {
     const calibration = path.join(prepared.dir, 'chain-offsets');
-    const chainOffsets = existsSync(calibration) ? await readFile(calibration, 'utf8') : undefined;
+    const chainOffsets = existsSync(calibration) ? (await readOwnFile(calibration)).toString('utf8') : undefined;
     const initrd = path.join(dir, 'initramfs.cpio');
-    await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
+    const initrdSha256 = await buildInitramfs(initrd, { kernel: prepared, ...(chainOffsets ? { chainOffsets } : {}) });
     const console = path.join(dir, 'console.log');
     const ctl = path.join(dir, 'agent.sock');
     const qmpSock = path.join(dir, 'qmp.sock');
     const cmdline = ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
-    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { initrd, console, ctl, qmp: qmpSock });
+    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { kernel: '/dev/fd/3', initrd, console, ctl, qmp: qmpSock });
     const qemu = o.qemu ?? 'qemu-system-x86_64';
     let identity: SnapshotIdentity | undefined;
     let key: string | undefined;
@@ -355,14 +363,15 @@ export class Guest implements HotplugTarget {
         identity = {
           qemu: await qemuIdentity(qemu),
           accel: accel === 'kvm' ? 'kvm' : 'tcg',
-          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
+          // The kernel's path in the cache, not the descriptor QEMU gets: keys stay those of earlier versions.
+          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { kernel: prepared.vmlinuz, initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
           release: prepared.release,
-          vmlinuz: await fileSha256(prepared.vmlinuz),
-          initramfs: await fileSha256(initrd, false),
+          vmlinuz: prepared.digests.vmlinuz,
+          initramfs: initrdSha256,
           hostCpu: accel === 'kvm' ? await hostCpuIdentity() : '',
         };
         key = snapshotKey(identity);
-        entry = snap.tryRestore ? await snap.cache.lookup(key) : undefined;
+        entry = snap.tryRestore ? await snap.cache.lookup(key, (why) => (snapNote = why)) : undefined;
       } catch (e) {
         identity = undefined;
         snapNote = `snapshots unavailable: ${(e as Error).message}`;
@@ -371,22 +380,32 @@ export class Guest implements HotplugTarget {
     if (entry) {
       // The boot's console log, read before the restored guest's own (consoleTail), as after a fresh boot.
       // Not appended to by QEMU: `-serial file:PATH,append=on` is no option, it names a file 'PATH,append=on'.
-      await copyFile(entry.console, path.join(dir, BOOT_CONSOLE)).catch(() => undefined);
+      const log = await readOwnFile(entry.console).catch(() => undefined);
+      if (log) await writeFile(path.join(dir, BOOT_CONSOLE), log);
       args.push('-incoming', 'defer');
     }
-    // Hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
-    const intact = entry ? fileSha256(entry.image, false).catch((e: unknown) => `unreadable: ${(e as Error).message}`) : undefined;
+    // Read and hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
+    const image = entry ? snap!.cache.read(entry) : undefined;
+    image?.catch(() => undefined);
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
-    installExitHook();
+    // QEMU reads the bzImage through its descriptor 3: the very file checked against its digest here.
+    const kernel = await openVerified(prepared.vmlinuz, prepared.digests.vmlinuz);
     const t0 = performance.now();
     // detached: own session and process group, so one kill reaches QEMU and anything it starts.
-    const child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe', kernel.fd] });
+    } finally {
+      await kernel.close(); // QEMU has its own copy of the descriptor
+    }
+    const untrack = trackProcess(child.pid, true);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const exited = new Promise<string>((resolve) => {
       child.once('error', (e) => resolve(`could not start ${qemu}: ${e.message}`));
       child.once('exit', (code, sig) => resolve(`QEMU exited (${sig ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
     });
+    void exited.then(untrack);
     const tail = (): Promise<string> => consoleText(dir, 40);
     let agent: AgentClient | undefined;
     let qmp: QmpClient | undefined;
@@ -396,7 +415,7 @@ export class Guest implements HotplugTarget {
       agent?.close();
       await qmp?.close().catch(() => undefined);
       const log = await tail();
-      await rm(dir, { recursive: true, force: true });
+      await removeDir(dir);
       // QEMU says on stderr why it refused a stream (e.g. `Unknown ramblock "ram0"`).
       const said = stderr.trim() && !msg.includes(stderr.trim()) ? `; QEMU said: ${stderr.trim()}` : '';
       if (entry) throw await RestoreFailed.drop(snap!.cache, entry, msg + said, cause, log);
@@ -404,24 +423,27 @@ export class Guest implements HotplugTarget {
       throw new GuestError(`${msg} (kernel ${prepared.release}, ${accel})`, { cause, console: log });
     };
     const timeoutMs = o.readyTimeoutMs ?? 60_000;
-    let timer: NodeJS.Timeout | undefined;
+    // Every wait on this guest is bounded by its progress: QEMU's CPU time (lib/guest/progress.ts).
+    const progress = cpuTimer(child.pid ?? -1);
+    let cancel: (() => void) | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new GuestError(`guest not ready within ${timeoutMs} ms`)), timeoutMs);
+      cancel = progress(timeoutMs / 1000, () => reject(new GuestError(`guest not ready after ${timeoutMs / 1000} s of QEMU CPU time`)));
     });
+    deadline.catch(() => undefined);
     const died = exited.then((why) => Promise.reject(new GuestError(`guest died before it was ready: ${why}`)));
     let ready: AgentReady;
     try {
-      [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl), QmpClient.connect(qmpSock)]), died, deadline]);
+      [agent, qmp] = await Promise.race([Promise.all([AgentClient.connect(ctl, 10_000, progress), QmpClient.connect(qmpSock)]), died, deadline]);
       if (entry) {
-        if ((await intact) !== entry.meta.imageSha256) throw new GuestError('the image does not match its checksum');
+        const data = await image!;
         // A restored guest does not send READY again: the boot's is in the entry.
-        await Promise.race([loadVm(qmp, entry.image, timeoutMs), died, deadline]);
+        await Promise.race([loadVm(qmp, path.join(dir, MIGRATION_SOCKET), data, timeoutMs), died, deadline]);
         ready = entry.meta.host.ready;
       } else ready = await Promise.race([agent.ready, died, deadline]);
     } catch (e) {
       return fail((e as Error).message, e);
     } finally {
-      clearTimeout(timer);
+      cancel?.();
     }
     const bootMs = performance.now() - t0;
     if (!agent || !qmp) return fail('no agent or QMP connection');
@@ -501,8 +523,9 @@ export class Guest implements HotplugTarget {
     const mark = this.#pendingQmp.length;
     const t0 = performance.now();
     try {
+      let saved: { bytes: number; sha256: string };
       try {
-        await saveVm(this.qmp, p.image);
+        saved = await saveVm(this.qmp, path.join(this.dir, MIGRATION_SOCKET), p.image);
       } finally {
         await this.qmp.execute('cont');
       }
@@ -513,8 +536,7 @@ export class Guest implements HotplugTarget {
       const kept = this.#pendingQmp.slice(mark).filter((r) => !(r.type === 'qmp-event' && SAVE_EVENTS.has(String(r.event))));
       this.#pendingQmp.splice(mark, Infinity, ...kept);
       const pausedMs = performance.now() - t0;
-      const imageBytes = (await stat(p.image)).size;
-      const imageSha256 = await fileSha256(p.image, false);
+      const { bytes: imageBytes, sha256: imageSha256 } = saved;
       await copyFile(path.join(this.dir, 'console.log'), p.console).catch(() => undefined);
       await cache.commit(p, {
         format: SNAPSHOT_FORMAT,
@@ -558,7 +580,7 @@ export class Guest implements HotplugTarget {
     const text = addr.get('_text');
     if (text === undefined) return;
     const lines = [...addr].filter(([s]) => s !== '_text').map(([s, a]) => `${s} ${a - text}`);
-    await writeFile(file, lines.join('\n') + '\n');
+    await writeOwnFile(file, lines.join('\n') + '\n', 0o644);
   }
 
   /** The last lines of the kernel console (of a restored guest: the saved boot's, then its own). */
@@ -702,7 +724,7 @@ export class Guest implements HotplugTarget {
     await this.syncTrace();
   }
 
-  /** SIGKILL QEMU's process group now (synchronous; used on process exit). */
+  /** SIGKILL QEMU's process group now (synchronous); {@link Guest.close} still has to be called to remove the directory. */
   kill(): void {
     killGroup(this.child);
   }
@@ -723,7 +745,7 @@ export class Guest implements HotplugTarget {
       this.agent.close();
       await this.qmp.close().catch(() => undefined);
       live.delete(this);
-      await rm(this.dir, { recursive: true, force: true });
+      await removeDir(this.dir);
     })();
     return this.#closing;
   }

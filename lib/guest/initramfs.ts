@@ -5,11 +5,12 @@
  * uncompressed newc cpio archive (no root needed for device nodes, and no decompression in the guest).
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { GuestError } from './errors.js';
 import { guestHelper } from './helper.js';
 import type { PreparedKernel } from './kernels.js';
 import { probesFor, QEMU_DIR } from './probes.js';
+import { readVerified, sha256, writeOwnFile } from './trust.js';
 
 /** busybox-static's binary (Debian package busybox-static). */
 export const BUSYBOX = '/bin/busybox';
@@ -50,8 +51,12 @@ export interface InitramfsOptions {
   chainOffsets?: string;
 }
 
-/** Build the initramfs for a kernel and write it to `out`. */
-export async function buildInitramfs(out: string, opts: InitramfsOptions): Promise<void> {
+/**
+ * Build the initramfs for a kernel and write it to `out` (a new file renamed into place, never written through a link);
+ * returns its sha256. The helper and every module are the bytes checked against the sha256 recorded
+ * when they were built or unpacked (lib/guest/trust.ts): one that changed since is refused.
+ */
+export async function buildInitramfs(out: string, opts: InitramfsOptions): Promise<string> {
   if (!existsSync(BUSYBOX)) throw new GuestError(`${BUSYBOX} is missing: install the Debian package busybox-static`);
   const dir = (name: string): CpioEntry => ({ name, mode: 0o040755 });
   const file = (name: string, data: Buffer, mode = 0o100644): CpioEntry => ({ name, mode, data });
@@ -59,13 +64,15 @@ export async function buildInitramfs(out: string, opts: InitramfsOptions): Promi
     ...['bin', 'sbin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'root', 'lib', 'lib/modules'].map(dir),
     { name: 'dev/console', mode: 0o020600, rdev: [5, 1] },
     file('bin/busybox', await readFile(BUSYBOX), 0o100755),
-    file('bin/memhp-io', await readFile(await guestHelper()), 0o100755),
+    file('bin/memhp-io', await guestHelper(), 0o100755),
     // /init's interpreter; the other applet links are made by /init itself.
     { name: 'bin/sh', mode: 0o120777, data: Buffer.from('busybox') },
     file('init', await readFile(QEMU_DIR + 'init.sh'), 0o100755),
     file('probes.txt', Buffer.from(await probesFor(opts.kernel.layout))),
   ];
   if (opts.chainOffsets) entries.push(file('chain-offsets', Buffer.from(opts.chainOffsets)));
-  for (const [name, p] of Object.entries(opts.kernel.modules)) entries.push(file(`lib/modules/${name}.ko`, await readFile(p)));
-  await writeFile(out, cpioNewc(entries));
+  for (const [name, p] of Object.entries(opts.kernel.modules)) entries.push(file(`lib/modules/${name}.ko`, await readVerified(p, opts.kernel.digests.modules[name])));
+  const archive = cpioNewc(entries);
+  await writeOwnFile(out, archive); // never through a link
+  return sha256(archive);
 }

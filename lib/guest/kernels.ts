@@ -1,23 +1,22 @@
 /**
  * Guest kernels from Debian's archive: resolved by version at run time through a private apt
- * configuration (its own sources.list, lists and caches under the cache directory; the host's apt
- * sources and state are never read or changed), downloaded and verified by apt, unpacked, and
- * described (BTF layout) once; everything is cached under `$MEMHP_CACHE` (default `~/.cache/memhp`)
- * with a manifest recording the exact package versions.
+ * configuration (lib/guest/apt.ts; the host's apt sources and state are never read or changed),
+ * downloaded and verified by apt, unpacked (lib/guest/unpack.ts), and described (BTF layout) once;
+ * everything is cached under `$MEMHP_CACHE` (default `~/.cache/memhp`) with a manifest recording the
+ * exact package versions. The cache must be this user's alone, and each kernel's files are used only
+ * while they match the sha256 recorded when they were unpacked (lib/guest/trust.ts, docs/cache.md).
  */
-import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import cliProgress from 'cli-progress';
 import { ensureDebianPackages } from '../host/packages.js';
-import { Btf, btfFromBzImage, kernelLayout, type KernelLayout } from './btf.js';
+import { PrivateApt } from './apt.js';
+import { Btf, kernelLayout, type KernelLayout } from './btf.js';
+import { ownedTempDir, reclaimStale, removeDir } from './cleanup.js';
 import { GuestError } from './errors.js';
-
-const run = promisify(execFile);
+import { CACHE_ROLE, fileMatches, readOwnFile, readVerified, trustedDir, trustedSubdir, writeOwnFile } from './trust.js';
+import { unpackDebs } from './unpack.js';
 
 /** Host packages the harness needs: QEMU, the guest's userland, and decompressors for kernel images and modules. */
 export const HOST_PACKAGES = ['qemu-system-x86', 'busybox-static', 'xz-utils', 'zstd'] as const;
@@ -65,6 +64,18 @@ export interface PreparedKernel {
   layout: KernelLayout;
   /** Cache directory of this kernel (also holds the chain-offset calibration). */
   dir: string;
+  /** sha256 of the files, recorded when they were unpacked from the verified packages; checked before each use. */
+  digests: KernelDigests;
+}
+
+/** sha256 of a cached kernel's files (in its kernel.json, written only by this user: lib/guest/trust.ts). */
+export interface KernelDigests {
+  /** The bzImage. */
+  vmlinuz: string;
+  /** The BTF extracted from it, which the probe layout is derived from. */
+  btf: string;
+  /** Each module file, by module name. */
+  modules: Record<string, string>;
 }
 
 interface Manifest {
@@ -74,114 +85,6 @@ interface Manifest {
 /** The cache directory: `$MEMHP_CACHE`, else `~/.cache/memhp`. */
 export function cacheDir(): string {
   return process.env.MEMHP_CACHE || path.join(os.homedir(), '.cache', 'memhp');
-}
-
-const MIRROR = () => process.env.MEMHP_DEBIAN_MIRROR || 'http://deb.debian.org/debian';
-const SECURITY_MIRROR = () => process.env.MEMHP_DEBIAN_SECURITY_MIRROR || 'http://deb.debian.org/debian-security';
-const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
-
-function sourcesList(suite: KernelSuite): string {
-  const o = `[arch=amd64 signed-by=${KEYRING}]`;
-  const lines = [`deb ${o} ${MIRROR()} ${suite} main`];
-  // Stable kernels get their updates through the security archive.
-  if (suite !== 'sid') lines.push(`deb ${o} ${SECURITY_MIRROR()} ${suite}-security main`);
-  return lines.join('\n') + '\n';
-}
-
-/** A private apt configuration for one suite: every directory apt would use is redirected into the cache. */
-class PrivateApt {
-  readonly root: string;
-  constructor(readonly suite: KernelSuite, cache: string) {
-    this.root = path.join(cache, 'apt', suite);
-  }
-
-  private opts(): string[] {
-    const r = this.root;
-    const o: Record<string, string> = {
-      'Dir::State': r,
-      'Dir::State::Lists': `${r}/lists`,
-      'Dir::State::status': `${r}/status`,
-      'Dir::Cache': `${r}/cache`,
-      'Dir::Cache::Archives': `${r}/cache/archives`,
-      'Dir::Etc::SourceList': `${r}/sources.list`,
-      'Dir::Etc::SourceParts': `${r}/empty`,
-      'Dir::Etc::Preferences': `${r}/empty/preferences`,
-      'Dir::Etc::PreferencesParts': `${r}/empty`,
-      'APT::Architecture': 'amd64',
-      'APT::Architectures': 'amd64',
-      'Acquire::Languages': 'none',
-      'APT::Get::List-Cleanup': 'true',
-    };
-    // apt drops to user _apt for downloads; it cannot write into root's cache directory.
-    if (process.getuid?.() === 0) o['APT::Sandbox::User'] = 'root';
-    return Object.entries(o).flatMap(([k, v]) => ['-o', `${k}=${v}`]);
-  }
-
-  async setup(): Promise<void> {
-    for (const d of ['lists/partial', 'cache/archives/partial', 'empty']) await mkdir(path.join(this.root, d), { recursive: true });
-    await writeFile(path.join(this.root, 'sources.list'), sourcesList(this.suite));
-    if (!existsSync(path.join(this.root, 'status'))) await writeFile(path.join(this.root, 'status'), '');
-  }
-
-  /** `apt-get update` unless the lists are younger than `maxAgeMs`. Returns false when it failed but old lists exist. */
-  async update(maxAgeMs: number): Promise<boolean> {
-    const stamp = path.join(this.root, 'updated');
-    const age = existsSync(stamp) ? Date.now() - (await stat(stamp)).mtimeMs : Infinity;
-    if (age < maxAgeMs) return true;
-    try {
-      await run('apt-get', [...this.opts(), '-q', 'update'], { maxBuffer: 16 << 20 });
-      await writeFile(stamp, new Date().toISOString() + '\n');
-      return true;
-    } catch (e) {
-      if (existsSync(stamp)) return false; // offline: keep using what was resolved before
-      throw new GuestError(`apt-get update for ${this.suite} failed: ${(e as { stderr?: string }).stderr ?? String(e)}`, { cause: e });
-    }
-  }
-
-  /** Fields of the candidate version of a package (`apt-cache show --no-all-versions`). */
-  async show(pkg: string): Promise<Record<string, string>> {
-    const { stdout } = await run('apt-cache', [...this.opts(), 'show', '--no-all-versions', pkg], { maxBuffer: 16 << 20 });
-    const f: Record<string, string> = {};
-    let key = '';
-    for (const line of stdout.split('\n')) {
-      if (line === '') break;
-      if (/^\s/.test(line)) f[key] += '\n' + line.trim();
-      else {
-        const i = line.indexOf(':');
-        key = line.slice(0, i);
-        f[key] = line.slice(i + 1).trim();
-      }
-    }
-    return f;
-  }
-
-  /** `apt-get download` into `dir`, reporting progress (percent of this batch) through `onProgress`. */
-  download(pkgs: string[], dir: string, onProgress: (pct: number) => void): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('apt-get', [...this.opts(), '-q', '-o', 'APT::Status-Fd=3', 'download', ...pkgs], {
-        cwd: dir,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      });
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      child.stdout!.resume();
-      let buf = '';
-      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
-        buf += d.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const m = /^dlstatus:[^:]*:([\d.]+):/.exec(buf.slice(0, nl));
-          if (m) onProgress(Number(m[1]));
-          buf = buf.slice(nl + 1);
-        }
-      });
-      child.on('error', reject);
-      child.on('close', (code) => {
-        if (code === 0) resolve();
-        else reject(new GuestError(`apt-get download ${pkgs.join(' ')} failed (exit ${code}): ${err.trim()}`));
-      });
-    });
-  }
 }
 
 /** Options of {@link prepareKernel}. */
@@ -201,25 +104,37 @@ export interface PrepareOptions {
 /** Bump when {@link KernelLayout} gains facts, so cached kernels are re-described from their BTF. */
 const LAYOUT_VERSION = 2;
 
+/** A `uname -r` as Debian names its kernels (a directory name: no slash, no leading dot). */
+const RELEASE = /^\d[\w.+~-]*$/;
+/** A module name (a file name in the kernel's directory). */
+const MODULE = /^[\w-]+$/;
+
 const locks = new Map<string, Promise<PreparedKernel>>();
 
 async function readManifest(cache: string): Promise<Manifest> {
+  let raw: Buffer;
   try {
-    return JSON.parse(await readFile(path.join(cache, 'manifest.json'), 'utf8')) as Manifest;
-  } catch {
-    return { kernels: {} };
+    raw = await readOwnFile(path.join(cache, 'manifest.json')); // never through a link
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kernels: {} };
+    throw e;
   }
+  try {
+    const m = JSON.parse(raw.toString('utf8')) as Partial<Manifest> | null;
+    if (m && typeof m.kernels === 'object' && m.kernels) return m as Manifest;
+  } catch {
+    /* a torn or foreign file: start again */
+  }
+  return { kernels: {} };
 }
 
 let manifestWrite: Promise<void> = Promise.resolve();
-async function recordInManifest(cache: string, k: PreparedKernel): Promise<void> {
-  // Serialise read-modify-write: several kernels may be prepared at once.
-  manifestWrite = manifestWrite.then(async () => {
+function recordInManifest(cache: string, k: PreparedKernel): Promise<void> {
+  // Serialise read-modify-write: several kernels may be prepared at once. A failed write does not stop later ones.
+  manifestWrite = manifestWrite.catch(() => undefined).then(async () => {
     const m = await readManifest(cache);
     m.kernels[k.suite] = { ...k, resolvedAt: new Date().toISOString() };
-    const tmp = path.join(cache, `manifest.json.${process.pid}`);
-    await writeFile(tmp, JSON.stringify(m, null, 2) + '\n');
-    await rename(tmp, path.join(cache, 'manifest.json'));
+    await writeOwnFile(path.join(cache, 'manifest.json'), JSON.stringify(m, null, 2) + '\n', 0o644);
   });
   return manifestWrite;
 }
@@ -230,6 +145,7 @@ async function resolvePackages(apt: PrivateApt): Promise<{ release: string; vers
   const dep = /linux-image-(\d[^\s,(]*-amd64)\b/.exec(meta.Depends ?? '');
   if (!dep) throw new GuestError(`${apt.suite}: linux-image-amd64 does not name a kernel (Depends: ${meta.Depends})`);
   const release = dep[1]!;
+  if (!RELEASE.test(release)) throw new GuestError(`${apt.suite}: '${release}' is not a kernel release name`);
   const image = await apt.show(`linux-image-${release}`);
   const names = [`linux-image-${release}`];
   // Sid's linux-image-<abi> is a meta package: the kernel lives in linux-{base,binary,modules}-<abi>.
@@ -246,41 +162,78 @@ function debFile(p: PackageRecord): string {
   return `${p.name}_${p.version.replace(/^\d+:/, '')}_amd64.deb`;
 }
 
-async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
+/** The files of a kernel directory: always these paths, whatever its kernel.json says. */
+function kernelFiles(dir: string, modules: readonly string[]): { vmlinuz: string; btf: string; modules: Record<string, string> } {
+  return {
+    vmlinuz: path.join(dir, 'vmlinuz'),
+    btf: path.join(dir, 'btf'),
+    modules: Object.fromEntries(modules.map((m) => [m, path.join(dir, 'modules', `${m}.ko`)])),
+  };
 }
 
-async function findFiles(dir: string, pred: (name: string) => boolean, out: string[] = []): Promise<string[]> {
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) await findFiles(p, pred, out);
-    else if (pred(e.name)) out.push(p);
-  }
-  return out;
+/** True when every file of a prepared kernel still matches the sha256 recorded when it was unpacked. */
+async function intact(k: PreparedKernel): Promise<boolean> {
+  const d = k.digests;
+  const checks: [string, string | undefined][] = [[k.vmlinuz, d.vmlinuz], [path.join(k.dir, 'btf'), d.btf], ...Object.entries(k.modules).map(([m, f]): [string, string | undefined] => [f, d.modules[m]])];
+  for (const [f, digest] of checks) if (!(await fileMatches(f, digest))) return false;
+  return true;
 }
 
-/** Unpack only what the harness needs from the .deb files: vmlinuz, config and the named modules. */
-async function unpack(debs: string[], stage: string, modules: readonly string[]): Promise<void> {
-  await mkdir(stage, { recursive: true });
-  const patterns = ['*/vmlinuz*', '*/config-*', '*/config', ...modules.flatMap((m) => [`*/${m}.ko`, `*/${m}.ko.xz`, `*/${m}.ko.zst`])];
-  for (const deb of debs) {
-    await new Promise<void>((resolve, reject) => {
-      const sh = `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards --no-anchored ${patterns.map((p) => `'${p}'`).join(' ')} 2>/dev/null; exit 0`;
-      execFile('sh', ['-c', sh, 'unpack', deb, stage], (e) => (e ? reject(e) : resolve()));
-    });
+type StoredKernel = Partial<PreparedKernel> & { layoutVersion?: number };
+
+/** A kernel directory's kernel.json (this user's, not a link), or undefined. */
+async function storedKernel(dir: string): Promise<StoredKernel | undefined> {
+  try {
+    const j = JSON.parse((await readOwnFile(path.join(dir, 'kernel.json'))).toString('utf8')) as unknown;
+    return j !== null && typeof j === 'object' ? (j as StoredKernel) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
 /**
- * Make one guest kernel ready: resolve the suite's newest kernel, download its packages (verified by
- * apt against the archive's signed indices) unless already cached, unpack the kernel and modules,
- * derive the probe layout from the kernel's BTF, and record it all in the manifest.
+ * The kernel unpacked in `dir`, when its kernel.json is of `version` (any when undefined), has the
+ * `modules`, and records digests that every file still matches; else undefined. A version match alone
+ * is not enough: a kernel unpacked before digests were recorded is unpacked again, once.
  */
-export function prepareKernel(spec: GuestKernelSpec, opts: PrepareOptions = {}): Promise<PreparedKernel> {
+async function cachedKernel(suite: KernelSuite, dir: string, version: string | undefined, modules: readonly string[]): Promise<PreparedKernel | undefined> {
+  const k = await storedKernel(dir);
+  const d = k?.digests;
+  if (!k || !d || typeof d.modules !== 'object' || k.release !== path.basename(dir) || typeof k.version !== 'string') return undefined;
+  if (version !== undefined && k.version !== version) return undefined;
+  const names = Object.keys(d.modules);
+  if (!names.every((m) => MODULE.test(m)) || !modules.every((m) => names.includes(m))) return undefined;
+  const files = kernelFiles(dir, names);
+  let layout = k.layout;
+  const prepared: PreparedKernel = { suite, release: k.release, version: k.version, packages: k.packages ?? [], downloadBytes: k.downloadBytes ?? 0, vmlinuz: files.vmlinuz, modules: files.modules, layout: layout!, dir, digests: d };
+  if (!(await intact(prepared))) return undefined;
+  if (k.layoutVersion !== LAYOUT_VERSION || !layout) {
+    // The harness learned to read more from BTF since this kernel was cached: re-derive.
+    layout = prepared.layout = kernelLayout(new Btf(await readVerified(files.btf, d.btf)));
+    await writeOwnFile(path.join(dir, 'kernel.json'), JSON.stringify({ ...prepared, layoutVersion: LAYOUT_VERSION }, null, 2) + '\n', 0o644);
+  }
+  return prepared;
+}
+
+/**
+ * Make one guest kernel ready: resolve the suite's newest kernel, download its packages (verified by
+ * apt against the archive's signed indices, and by their sha256 here) unless already cached, unpack
+ * the kernel and modules, derive the probe layout from the kernel's BTF, and record it all with the
+ * sha256 of every file. A cached kernel is used only while its files match those digests; a kernel
+ * prepared earlier in this process is checked again on every call. The cache directory must be this
+ * user's alone (lib/guest/trust.ts `trustedDir`).
+ */
+export async function prepareKernel(spec: GuestKernelSpec, opts: PrepareOptions = {}): Promise<PreparedKernel> {
   const suite = KERNEL_SUITES[spec];
-  if (!suite) return Promise.reject(new GuestError(`unknown guest kernel '${spec}' (known: ${Object.keys(KERNEL_SUITES).join(', ')})`));
+  if (!suite) throw new GuestError(`unknown guest kernel '${spec}' (known: ${Object.keys(KERNEL_SUITES).join(', ')})`);
   const cache = opts.cache ?? cacheDir();
   const key = `${cache}\0${suite}`;
+  const known = locks.get(key);
+  if (known) {
+    const k = await known;
+    if (await intact(k)) return k;
+    if (locks.get(key) === known) locks.delete(key); // changed since: prepare it again
+  }
   let p = locks.get(key);
   if (!p) {
     p = doPrepare(suite, cache, opts);
@@ -291,88 +244,84 @@ export function prepareKernel(spec: GuestKernelSpec, opts: PrepareOptions = {}):
 }
 
 async function doPrepare(suite: KernelSuite, cache: string, opts: PrepareOptions): Promise<PreparedKernel> {
+  await trustedDir(cache, CACHE_ROLE);
+  await readManifest(cache); // a manifest that is a link, or another user's, is refused before any work
+  const modules = opts.modules ?? DEFAULT_MODULES;
+  for (const m of modules) if (!MODULE.test(m)) throw new GuestError(`'${m}' is not a module name`);
   if (opts.ensureHost !== false) await ensureDebianPackages(HOST_PACKAGES);
   const apt = new PrivateApt(suite, cache);
   await apt.setup();
   const fresh = await apt.update(opts.maxListAgeMs ?? 6 * 3600_000);
+  const kernels = path.join(cache, 'kernels');
+  await trustedSubdir(kernels, CACHE_ROLE);
   let resolved: Awaited<ReturnType<typeof resolvePackages>>;
   try {
     resolved = await resolvePackages(apt);
   } catch (e) {
+    // Offline and the lists are unusable: the last good kernel, if its files are still the ones unpacked.
     const old = (await readManifest(cache)).kernels[suite];
-    if (!fresh && old) return old; // offline and the lists are unusable: the last good kernel
+    const k = !fresh && old && RELEASE.test(old.release) ? await cachedKernel(suite, path.join(kernels, old.release), undefined, modules) : undefined;
+    if (k) return k;
     throw e;
   }
-  const modules = opts.modules ?? DEFAULT_MODULES;
-  const dir = path.join(cache, 'kernels', resolved.release);
-  const infoFile = path.join(dir, 'kernel.json');
-  if (existsSync(infoFile)) {
-    const k = JSON.parse(await readFile(infoFile, 'utf8')) as PreparedKernel & { layoutVersion?: number };
-    if (k.version === resolved.version && modules.every((m) => m in k.modules)) {
-      if (k.layoutVersion !== LAYOUT_VERSION) {
-        // The harness learned to read more from BTF since this kernel was cached: re-derive.
-        k.layout = kernelLayout(new Btf(await readFile(path.join(dir, 'btf'))));
-        k.layoutVersion = LAYOUT_VERSION;
-        await writeFile(infoFile, JSON.stringify(k, null, 2) + '\n');
-      }
-      await recordInManifest(cache, k);
-      return k;
-    }
+  const dir = path.join(kernels, resolved.release);
+  const cached = await cachedKernel(suite, dir, resolved.version, modules);
+  if (cached) {
+    await recordInManifest(cache, cached);
+    return cached;
   }
 
   const debDir = path.join(cache, 'debs');
-  await mkdir(debDir, { recursive: true });
+  await trustedSubdir(debDir, CACHE_ROLE);
   const missing: PackageRecord[] = [];
-  for (const p of resolved.pkgs) {
-    const f = path.join(debDir, debFile(p));
-    if (!existsSync(f) || (await sha256(f)) !== p.sha256) missing.push(p);
-  }
+  for (const p of resolved.pkgs) if (!(await fileMatches(path.join(debDir, debFile(p)), p.sha256))) missing.push(p);
   if (missing.length > 0) await downloadWithProgress(apt, missing, debDir, opts.progress ?? 'auto');
   for (const p of resolved.pkgs) {
     const f = path.join(debDir, debFile(p));
-    if (!existsSync(f)) throw new GuestError(`apt-get download did not produce ${f}`);
+    if (!(await fileMatches(f, p.sha256))) throw new GuestError(`apt-get download did not produce ${f} with the sha256 of the archive's signed index (${p.sha256})`);
   }
 
-  const stage = path.join(cache, 'kernels', `.stage-${resolved.release}-${process.pid}`);
-  await rm(stage, { recursive: true, force: true });
-  await unpack(resolved.pkgs.map((p) => path.join(debDir, debFile(p))), stage, modules);
-  const vmlinuzSrc = (await findFiles(stage, (n) => n === 'vmlinuz' || n === `vmlinuz-${resolved.release}`))[0];
-  if (!vmlinuzSrc) throw new GuestError(`no vmlinuz in ${resolved.pkgs.map((p) => p.name).join(', ')}`);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(path.join(dir, 'modules'), { recursive: true });
-  const vmlinuz = path.join(dir, 'vmlinuz');
-  await rename(vmlinuzSrc, vmlinuz);
-  const config = (await findFiles(stage, (n) => n === 'config' || n === `config-${resolved.release}`))[0];
-  if (config) await rename(config, path.join(dir, 'config'));
-  const mods: Record<string, string> = {};
-  for (const f of await findFiles(stage, (n) => /\.ko(\.xz|\.zst)?$/.test(n))) {
-    const name = path.basename(f).replace(/\.ko(\.xz|\.zst)?$/, '');
-    const out = path.join(dir, 'modules', `${name}.ko`);
-    // busybox insmod takes plain ELF modules; 6.12+ ship them compressed.
-    if (f.endsWith('.xz')) await run('sh', ['-c', 'xz -dc "$1" > "$2"', 'xz', f, out]);
-    else if (f.endsWith('.zst')) await run('zstd', ['-dq', f, '-o', out]);
-    else await rename(f, out);
-    mods[name] = out;
+  await reclaimStale(kernels, '.stage-'); // left by a SIGKILLed run
+  const stage = await ownedTempDir(kernels, '.stage-');
+  try {
+    const debs = resolved.pkgs.map((p) => path.join(debDir, debFile(p)));
+    const k = await unpackKernel(suite, resolved, debs, stage, modules, dir);
+    await recordInManifest(cache, k);
+    return k;
+  } finally {
+    await removeDir(stage);
   }
-  await rm(stage, { recursive: true, force: true });
-  for (const m of modules) if (!mods[m]) throw new GuestError(`module ${m} is not in ${resolved.pkgs.map((p) => p.name).join(', ')}`);
+}
 
-  const btf = await btfFromBzImage(vmlinuz);
-  await writeFile(path.join(dir, 'btf'), btf);
-  const layout = kernelLayout(new Btf(btf));
+/**
+ * Unpack a kernel's verified packages through `stage` and move the files into its directory `dir`,
+ * each by a rename (a boot that opened the old file keeps it; a link in the way is replaced, not
+ * followed). The directory is emptied first only when it held another version of the kernel.
+ */
+async function unpackKernel(suite: KernelSuite, resolved: Awaited<ReturnType<typeof resolvePackages>>, debs: string[], stage: string, modules: readonly string[], dir: string): Promise<PreparedKernel> {
+  const u = await unpackDebs(debs, stage, resolved.release, modules);
+  if ((await storedKernel(dir))?.version !== resolved.version) await rm(dir, { recursive: true, force: true });
+  await trustedSubdir(dir, CACHE_ROLE);
+  await trustedSubdir(path.join(dir, 'modules'), CACHE_ROLE);
+  for (const rel of Object.keys(u.files)) await rename(path.join(u.out, rel), path.join(dir, rel));
+  const files = kernelFiles(dir, u.modules);
   const k: PreparedKernel = {
     suite,
     release: resolved.release,
     version: resolved.version,
     packages: resolved.pkgs,
     downloadBytes: resolved.pkgs.reduce((s, p) => s + p.size, 0),
-    vmlinuz,
-    modules: mods,
-    layout,
+    vmlinuz: files.vmlinuz,
+    modules: files.modules,
+    layout: kernelLayout(new Btf(u.btf)),
     dir,
+    digests: {
+      vmlinuz: u.files.vmlinuz!,
+      btf: u.files.btf!,
+      modules: Object.fromEntries(u.modules.map((m) => [m, u.files[`modules/${m}.ko`]!])),
+    },
   };
-  await writeFile(infoFile, JSON.stringify({ ...k, layoutVersion: LAYOUT_VERSION }, null, 2) + '\n');
-  await recordInManifest(cache, k);
+  await writeOwnFile(path.join(dir, 'kernel.json'), JSON.stringify({ ...k, layoutVersion: LAYOUT_VERSION }, null, 2) + '\n', 0o644);
   return k;
 }
 

@@ -4,14 +4,20 @@
  * QEMU with `-incoming defer` and load it, which takes about half a second instead of a 3.5–7 s
  * TCG boot.
  *
- * QEMU 7.2 has no `file:` migration URI, so the stream goes through `exec:` pipes, compressed with
- * zstd -1: an idle 512 MiB guest is a ~98 MB stream (mostly kernel, initramfs and page cache; zero
- * pages are not sent) that zstd -1 makes ~43 MB at about the same save and restore time.
+ * The stream goes through a unix socket and a zstd child of this process (lib/guest/stream.ts: no
+ * shell), compressed with zstd -1: an idle 512 MiB guest is a ~98 MB stream (mostly kernel, initramfs
+ * and page cache; zero pages are not sent) that zstd -1 makes ~43 MB at about the same save and
+ * restore time.
+ *
+ * The directory must be this user's alone ({@link SnapshotCache.check}; lib/guest/trust.ts, docs/cache.md):
+ * an image is restored only when it is this user's and matches the sha256 in its `meta.json`.
  *
  * An entry is a directory `<key>/` under {@link snapshotDir} (`$MEMHP_SNAPSHOT_DIR`) holding
  * `image.zst`, `meta.json` (the host-side state the `Guest` object needs after a restore) and
- * `console.log` (the boot's console). It is written under a temporary name and renamed into place, so
- * a racing process either wins or finds the entry complete. The cache is capped
+ * `console.log` (the boot's console). It is written under a temporary name `.tmp-<pid>-<start>-…`
+ * and renamed into place, so a racing process either wins or finds the entry complete; the temporary
+ * directory is removed when the save fails or its process is signalled (lib/guest/cleanup.ts), and by
+ * the next lookup or save when its process was SIGKILLed. The cache is capped
  * ({@link snapshotCacheMax}): after each save the least recently used entries (directory mtime,
  * touched on every restore) are removed until it fits.
  *
@@ -19,17 +25,18 @@
  * crash now and then under TCG, so they always boot.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { lstat, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { TraceRecord } from '../kernel/trace.js';
-import type { QmpClient } from '../qmp/client.js';
 import { sizeBytes } from '../size.js';
 import type { AgentReady } from './agent.js';
+import { ownedTempDir, reclaimStale, releaseDir, removeDir } from './cleanup.js';
 import { GuestError } from './errors.js';
 import { cacheDir } from './kernels.js';
 import type { ProbeRecord } from './probes.js';
+import { checkOwnSubdir, readOwnFile, readVerified, SNAPSHOT_ROLE, trustedDir, writeOwnFile } from './trust.js';
 
 /** Version of the entry layout and of {@link SnapshotMeta}; part of every key, so a change invalidates old entries. */
 export const SNAPSHOT_FORMAT = 1;
@@ -138,30 +145,6 @@ export function qemuIdentity(qemu = 'qemu-system-x86_64'): Promise<string> {
   return p;
 }
 
-const digests = new Map<string, { size: number; mtimeMs: number; digest: Promise<string> }>();
-
-/**
- * sha256 of a file. With `remember` (default), remembered per path while its size and mtime stay the
- * same, so a bzImage is hashed once per process; a one-off file (a boot's initramfs) is not remembered.
- */
-export async function fileSha256(file: string, remember = true): Promise<string> {
-  const st = await stat(file);
-  const known = digests.get(file);
-  if (remember && known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.digest;
-  const digest = new Promise<string>((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-  if (remember) {
-    digests.set(file, { size: st.size, mtimeMs: st.mtimeMs, digest });
-    digest.catch(() => digests.delete(file));
-  }
-  return digest;
-}
-
 /** The host CPU as `-cpu host` shows it to a KVM guest (model and flags); '' when the file cannot be read. */
 export async function hostCpuIdentity(): Promise<string> {
   const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
@@ -234,7 +217,7 @@ export interface PendingSnapshot {
 }
 
 const TMP = '.tmp-';
-/** A temporary directory older than this belongs to a saver that died: removed by {@link SnapshotCache.evict}. */
+/** A temporary directory older than this belongs to a saver that died (older layouts did not name their owner): removed by {@link SnapshotCache.evict}. */
 const STALE_TMP_MS = 3600_000;
 
 /**
@@ -256,18 +239,52 @@ export class SnapshotCache {
     return path.join(this.dir, key);
   }
 
-  /** The complete entry for a key, or undefined (none, partial, or of another format). */
-  async lookup(key: string): Promise<SnapshotEntry | undefined> {
+  /** Remove the temporary directories of savers that are dead (SIGKILLed); returns their names. */
+  reclaim(): Promise<string[]> {
+    return reclaimStale(this.dir, TMP);
+  }
+
+  /**
+   * Make the cache directory (0700) if it is missing, and refuse it (a {@link GuestError} saying what
+   * to do) when another user could change what is in it: lib/guest/trust.ts `trustedDir`.
+   */
+  check(): Promise<void> {
+    return trustedDir(this.dir, SNAPSHOT_ROLE);
+  }
+
+  /**
+   * The complete entry for a key, or undefined (none, partial, or of another format). An entry that is
+   * not this user's alone (a link, a directory or meta.json another user owns or can write) is removed,
+   * and `onRefused` told why.
+   */
+  async lookup(key: string, onRefused?: (why: string) => void): Promise<SnapshotEntry | undefined> {
+    await this.check();
+    await this.reclaim();
     const dir = this.#entryDir(key);
     let meta: SnapshotMeta;
     try {
-      meta = JSON.parse(await readFile(path.join(dir, 'meta.json'), 'utf8')) as SnapshotMeta;
-    } catch {
+      await checkOwnSubdir(dir, SNAPSHOT_ROLE);
+      meta = JSON.parse((await readOwnFile(path.join(dir, 'meta.json'))).toString('utf8')) as SnapshotMeta;
+    } catch (e) {
+      if (e instanceof GuestError) {
+        onRefused?.(`snapshot ${key} refused and removed: ${e.message}`);
+        await this.remove(key);
+      }
       return undefined;
     }
     const image = path.join(dir, 'image.zst');
     if (meta.format !== SNAPSHOT_FORMAT || meta.key !== key || !existsSync(image)) return undefined;
     return { key, dir, image, console: path.join(dir, 'console.log'), meta };
+  }
+
+  /**
+   * The entry's image, read into memory (never through a link, only when this user's and writable by
+   * no one else) and checked against the sha256 in its meta.json, which only this user can have
+   * written: a restore streams these very bytes into QEMU (lib/guest/stream.ts `loadVm`), not the
+   * file, which could change after the check. Throws a GuestError (`DigestMismatch` for changed bytes).
+   */
+  read(entry: SnapshotEntry): Promise<Buffer> {
+    return readVerified(entry.image, entry.meta.imageSha256);
   }
 
   /** Mark an entry used now (the LRU order is the directories' mtime). */
@@ -281,11 +298,11 @@ export class SnapshotCache {
     await rm(this.#entryDir(key), { recursive: true, force: true });
   }
 
-  /** Start writing an entry in a private temporary directory. */
+  /** Start writing an entry in a private temporary directory (removed if this process is signalled). */
   async begin(key: string): Promise<PendingSnapshot> {
-    await mkdir(this.dir, { recursive: true });
-    const tmp = path.join(this.dir, `${TMP}${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await mkdir(tmp);
+    await this.check();
+    await this.reclaim();
+    const tmp = await ownedTempDir(this.dir, TMP);
     return { key, tmp, image: path.join(tmp, 'image.zst'), console: path.join(tmp, 'console.log') };
   }
 
@@ -294,9 +311,10 @@ export class SnapshotCache {
    * there first (ours is dropped; both describe the same machine).
    */
   async commit(p: PendingSnapshot, meta: SnapshotMeta): Promise<boolean> {
-    await writeFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
+    await writeOwnFile(path.join(p.tmp, 'meta.json'), JSON.stringify(meta) + '\n');
     try {
       await rename(p.tmp, this.#entryDir(p.key));
+      releaseDir(p.tmp);
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -308,7 +326,7 @@ export class SnapshotCache {
 
   /** Drop an unfinished entry. */
   async abort(p: PendingSnapshot): Promise<void> {
-    await rm(p.tmp, { recursive: true, force: true });
+    await removeDir(p.tmp);
   }
 
   /** The complete entries with their size and last use, least recently used first. */
@@ -318,10 +336,10 @@ export class SnapshotCache {
       if (name.startsWith(TMP)) continue;
       const dir = this.#entryDir(name);
       try {
-        const st = await stat(dir);
+        const st = await lstat(dir);
         if (!st.isDirectory()) continue;
         let bytes = 0;
-        for (const f of await readdir(dir)) bytes += (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
+        for (const f of await readdir(dir)) bytes += (await lstat(path.join(dir, f)).catch(() => ({ size: 0 }))).size;
         out.push({ key: name, bytes, mtimeMs: st.mtimeMs });
       } catch {
         /* removed meanwhile */
@@ -338,7 +356,7 @@ export class SnapshotCache {
   async evict(keep?: string): Promise<string[]> {
     for (const name of await readdir(this.dir).catch(() => [] as string[])) {
       if (!name.startsWith(TMP)) continue;
-      const st = await stat(path.join(this.dir, name)).catch(() => undefined);
+      const st = await lstat(path.join(this.dir, name)).catch(() => undefined);
       if (st && Date.now() - st.mtimeMs > STALE_TMP_MS) await rm(path.join(this.dir, name), { recursive: true, force: true });
     }
     const all = await this.entries();
@@ -355,60 +373,8 @@ export class SnapshotCache {
   }
 }
 
-/** Quote a word for /bin/sh (QEMU runs `exec:` URIs through `sh -c`). */
-export function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", "'\\''")}'`;
-}
-
 /** QMP events a save causes on the saved guest's QEMU; not guest behaviour, so kept out of its trace. */
 export const SAVE_EVENTS: ReadonlySet<string> = new Set(['STOP', 'RESUME', 'MIGRATION', 'MIGRATION_PASS']);
-
-interface MigrationInfo {
-  status?: string;
-  'error-desc'?: string;
-}
-
-/**
- * Save a running guest to `image` (zstd -1 through an `exec:` pipe): pause it, migrate with no
- * bandwidth limit (QEMU's default is 32 MiB/s), and wait for the stream to complete. The guest is left
- * paused (QEMU's `postmigrate`): the caller resumes it with `cont` whatever happened.
- */
-export async function saveVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
-  await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 2 ** 40 });
-  // Paused first: the image is one consistent idle state, written in one pass without dirty-page rounds.
-  await qmp.execute('stop');
-  await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o ${shellQuote(image)}` });
-  const until = performance.now() + timeoutMs;
-  for (;;) {
-    const info = await qmp.execute<MigrationInfo>('query-migrate');
-    if (info.status === 'completed') return;
-    if (info.status === 'failed' || info.status === 'cancelled') throw new GuestError(`saving the guest failed: ${info['error-desc'] ?? info.status}`);
-    if (performance.now() > until) {
-      await qmp.execute('migrate_cancel').catch(() => undefined);
-      throw new GuestError(`saving the guest did not complete within ${timeoutMs} ms`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/**
- * Load `image` into a QEMU started with `-incoming defer`, then run the guest (the stream was taken
- * paused, so QEMU stays paused after loading). QEMU 7.2 exits when a stream does not load; the caller
- * watches for that.
- */
-export async function loadVm(qmp: QmpClient, image: string, timeoutMs = 120_000): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-  const done = qmp.waitForEvent('MIGRATION', {
-    predicate: (e) => e.data.status === 'completed' || e.data.status === 'failed',
-    timeoutMs,
-  });
-  done.catch(() => undefined);
-  // zstd checks the frame checksum: a corrupted image ends the stream early and QEMU refuses it.
-  await qmp.execute('migrate-incoming', { uri: `exec:zstd -dcq ${shellQuote(image)}` });
-  const e = await done;
-  if (e.data.status !== 'completed') throw new GuestError('QEMU could not load the snapshot');
-  await qmp.execute('cont');
-}
 
 /** zstd on $PATH (Debian package zstd, one of the harness's host packages)? Checked once per process. */
 let zstdOk: Promise<boolean> | undefined;

@@ -192,7 +192,7 @@ describe('snapshot cache (no QEMU)', () => {
 });
 
 describe('snapshots of real guests (7.2)', function () {
-  this.timeout(900_000); // the first run may download the kernel
+  this.timeout(0); // no wall-clock limit: waits on guests are bounded by their progress (lib/guest/progress.ts)
   const KERNEL = 'latest' as const;
   let dir: string;
   let scenario: Scenario;
@@ -304,7 +304,7 @@ describe('snapshots of real guests (7.2)', function () {
     }
   });
 
-  it('a corrupted image: the checksum refuses it, the entry goes, the kernel boots, and the new image restores', async () => {
+  it('a corrupted image: its sha256 (in meta.json, which only this user writes) refuses it, the entry goes, the kernel boots, and the new image restores', async () => {
     const key = bootHistory().at(-1)!.snapshotKey!;
     const e = entryOf(key);
     const f = await open(e.image, 'r+');
@@ -314,7 +314,7 @@ describe('snapshots of real guests (7.2)', function () {
     try {
       note('corrupted image, then boot and save', g.boot);
       assert.equal(g.boot.path, 'booted-and-saved');
-      assert.match(g.boot.snapshotReason ?? '', /failed, entry removed: the image does not match its checksum/);
+      assert.match(g.boot.snapshotReason ?? '', /failed, entry removed: \S*\/image\.zst does not match the sha256 recorded when it was made/);
       assert.notEqual(entryOf(key).meta.imageSha256, e.meta.imageSha256, 'a new image');
     } finally {
       await g.close();
