@@ -179,7 +179,7 @@ export class Machine implements HotplugTarget, HotplugContext {
   errorInject: MemoryNotifierErrorInject | null = null;
   /** @internal Debugfs root (`/sys/kernel/debug`). */
   readonly debugfs = new StaticDir();
-  /** @internal Called when block devices come and go, so sysfs can cache per-block directories. */
+  /** Called when block devices come and go, so sysfs can cache per-block directories (part of HotplugContext). */
   onBlocksChanged: (mem: MemoryBlock, added: boolean) => void = () => undefined;
   /** Work started by a sysfs write that returned before it finished (acpi_eject_store). */
   readonly #background = new Set<Promise<void>>();
