@@ -67,11 +67,28 @@ export function errnoNumber(code: ErrnoCode): number {
   return Object.prototype.hasOwnProperty.call(ERRNO, code) ? ERRNO[code as NamedErrno] : Number(code.slice(1));
 }
 
-/** Base class of every error memhp raises deliberately. */
+/** Where an error records the names of its class chain, so `instanceof` holds across copies of memhp. */
+const CLASS_CHAIN = Symbol.for('memhp.error.classChain');
+
+/**
+ * Base class of every error memhp raises deliberately. `instanceof` tests the class by name along the
+ * error's class chain as well as by prototype, so an error made by a second copy of memhp (two versions in
+ * one dependency tree, or a native addon loaded from the other copy) is still a `KernelError` here.
+ */
 export class MemhpError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+    const chain: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) chain.push((c as { name: string }).name);
+    Object.defineProperty(this, CLASS_CHAIN, { value: chain, enumerable: false });
+  }
+
+  /** `x instanceof C`: by prototype, or by C's name in the class chain a memhp error of any copy carries. */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, x)) return true;
+    const chain = typeof x === 'object' && x !== null ? (x as { [CLASS_CHAIN]?: unknown })[CLASS_CHAIN] : undefined;
+    return Array.isArray(chain) && chain.includes(this.name);
   }
 }
 
@@ -81,6 +98,14 @@ export interface KernelErrorDetails {
   pfn?: number;
   /** Anything else worth keeping (object name, operation). */
   [key: string]: unknown;
+}
+
+/** Options of a {@link KernelError}. */
+export interface KernelErrorOptions {
+  /** Machine-readable facts ({@link KernelErrorDetails}). */
+  details?: KernelErrorDetails;
+  /** The error this one reports (a guest's refusal, a failure rethrown with context). */
+  cause?: unknown;
 }
 
 /**
@@ -98,19 +123,19 @@ export class KernelError extends MemhpError {
   /** Further facts about the failure. */
   readonly details: KernelErrorDetails;
 
-  constructor(code: ErrnoCode, message: string, details: KernelErrorDetails = {}) {
-    super(message);
+  constructor(code: ErrnoCode, message: string, options: KernelErrorOptions = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
     if (!isErrnoCode(code)) throw new TypeError(`KernelError: unknown errno code ${String(code)}`);
     this.code = code;
     this.errno = errnoNumber(code);
-    this.details = details;
-    if (typeof details.pfn === 'number') this.pfn = details.pfn;
+    this.details = options.details ?? {};
+    if (typeof this.details.pfn === 'number') this.pfn = this.details.pfn;
   }
 
   /** Build a KernelError from a negative (kernel style) or positive errno number. */
-  static fromErrno(errno: number, message: string, details?: KernelErrorDetails): KernelError {
+  static fromErrno(errno: number, message: string, options?: KernelErrorOptions): KernelError {
     const code = errnoCode(errno);
     if (!code) throw new TypeError(`KernelError: not an errno: ${errno}`);
-    return new KernelError(code, message, details);
+    return new KernelError(code, message, options);
   }
 }

@@ -16,7 +16,9 @@ namespace {
   if (data && !data->errorClass.IsEmpty()) {
     Napi::Object details = Napi::Object::New(env);
     if (e.pfn >= 0) details.Set("pfn", Napi::Number::New(env, double(e.pfn)));
-    Napi::Object err = data->errorClass.New({Napi::String::New(env, e.code), Napi::String::New(env, e.message), details});
+    Napi::Object options = Napi::Object::New(env);
+    options.Set("details", details);
+    Napi::Object err = data->errorClass.New({Napi::String::New(env, e.code), Napi::String::New(env, e.message), options});
     throw Napi::Error(env, err);
   }
   Napi::Error err = Napi::Error::New(env, e.message);
@@ -118,7 +120,6 @@ void PhysMemJs::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&PhysMemJs::NativeBytes>("nativeBytes"),
       InstanceMethod<&PhysMemJs::NodeCount>("nodeCount"),
   });
-  env.GetInstanceData<AddonData>()->physMemCtor = Napi::Persistent(ctor);
   exports.Set("PhysMem", ctor);
 }
 

@@ -7,7 +7,6 @@ namespace memhp {
 
 struct AddonData {
   Napi::FunctionReference errorClass;  // KernelError, registered by lib/native/addon.ts
-  Napi::FunctionReference physMemCtor;
 };
 
 class PhysMemJs : public Napi::ObjectWrap<PhysMemJs> {

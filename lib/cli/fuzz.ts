@@ -22,9 +22,9 @@ import { SCENARIO_KERNELS, type ScenarioKernel } from '../scenario/schema.js';
 import { loadExceptionsFrom, type DivergenceException } from '../scenario/exceptions.js';
 import { runCampaign, type CampaignEvent } from '../fuzz/campaign.js';
 import { defaultTargets } from '../fuzz/compare.js';
-import type { CampaignSummary, RunRecord } from '../fuzz/findings.js';
+import { readSummary, type CampaignSummary, type RunRecord } from '../fuzz/findings.js';
 import { kernelListArg } from './conform.js';
-import { durationArg, failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
+import { durationArg, failureText, processIo, runSubcommand, version, type CliIo, type CommandOptions } from './io.js';
 import { SCENARIO_EXIT } from './sim.js';
 
 export { durationArg };
@@ -48,6 +48,7 @@ interface FuzzCliOpts {
   shrink: boolean;
   shrinkRuns: number;
   json?: boolean;
+  resume?: boolean;
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -129,19 +130,30 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
     .option('--no-shrink', 'report divergences as generated, without shrinking them')
     .option('--shrink-runs <n>', 'candidate runs (guest + simulator) per finding', wholeArg(1), 60)
     .option('--json', 'print the campaign summary as JSON at the end instead of text')
+    .option('--resume', "continue the campaign whose summary.json is in --findings: its runs are kept and the rest made (its seed, kernels and exceptions unless given; --runs counts per kernel over the whole campaign, --time bounds this session)")
     .action(async (o: FuzzCliOpts, cmd: Command) => {
       let exceptions: DivergenceException[] | undefined;
+      let prior: CampaignSummary | undefined;
+      let priorKernels: ScenarioKernel[] | undefined;
       try {
+        if (o.resume) {
+          prior = await readSummary(o.findings);
+          priorKernels = kernelListArg(prior.kernels.join(','));
+          if (o.seed !== undefined && o.seed !== prior.seed) throw new Error(`--seed ${o.seed}: the campaign in ${o.findings} is seed ${prior.seed}`);
+          if (o.kernel && o.kernel.join() !== priorKernels.join()) throw new Error(`--kernel ${o.kernel.join(',')}: the campaign in ${o.findings} runs ${priorKernels.join(',')}`);
+          if (o.runs === undefined && o.time === undefined && prior.runsPerKernel === undefined) throw new Error(`the campaign in ${o.findings} was bounded by time only: give --runs or --time to resume it`);
+          if (!o.exceptions.length && prior.options.exceptions) o.exceptions = prior.options.exceptions.split(' --exceptions ');
+        }
         if (o.exceptions.length) exceptions = await loadExceptionsFrom(o.exceptions);
       } catch (e) {
         io.stderr(failureText(cmd, e));
         return onExit(SCENARIO_EXIT.TROUBLE);
       }
-      const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
-      const kernels = o.kernel ?? [...SCENARIO_KERNELS];
-      const runs = o.runs ?? (o.time === undefined ? 10 : undefined);
+      const seed = prior?.seed ?? o.seed ?? Math.floor(Math.random() * 2 ** 32);
+      const kernels = priorKernels ?? o.kernel ?? [...SCENARIO_KERNELS];
+      const runs = o.runs ?? prior?.runsPerKernel ?? (o.time === undefined ? 10 : undefined);
       const bounds = [runs !== undefined && `${runs} run${runs === 1 ? '' : 's'} per kernel`, o.time !== undefined && `at most ${secs(o.time)}`].filter(Boolean).join(', ');
-      if (!o.json) io.stdout(`memhp fuzz: seed ${seed}, kernels ${kernels.join(', ')}, ${bounds}; findings in ${o.findings}\n`);
+      if (!o.json) io.stdout(`memhp fuzz: ${prior ? `resuming after ${plural(prior.runs.length, 'run')}, ` : ''}seed ${seed}, kernels ${kernels.join(', ')}, ${bounds}; findings in ${o.findings}\n`);
       const bar = !o.json && io === processIo && process.stderr.isTTY ? progressBar({ ...o, ...(runs !== undefined ? { runs } : {}) }, kernels.length) : undefined;
       let summary: CampaignSummary;
       try {
@@ -157,6 +169,8 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
           shrink: o.shrink,
           shrinkRuns: o.shrinkRuns,
           snapshot: o.snapshot,
+          ...(prior ? { resume: prior } : {}),
+          version: version(),
           onEvent: (e) => {
             bar?.onEvent(e);
             if (!bar && !o.json && e.type === 'run-end') io.stdout(`${runLine(e.record, e.summary)}\n`);

@@ -4,7 +4,21 @@
  * MEMHP_DEBUG=1. {@link runCommand} parses and runs a command tree so (lib/cli/main.ts, and the
  * `run*` helpers tests and other programs embed).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+
+/** memhp's version, from its package.json (two levels up from lib/cli, three from dist/lib/cli). */
+export function version(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'memhp' && pkg.version) return pkg.version;
+    } catch {
+      /* not this level */
+    }
+  }
+  return 'unknown';
+}
 
 /** The exit codes of every memhp command. */
 export const EXIT = {

@@ -16,24 +16,10 @@
  * `memhp --help`, `--version` and `memhp qmp` load neither the simulator nor its native addon; the
  * addon itself is loaded by the first simulated machine (lib/native/addon.ts).
  */
-import { readFileSync } from 'node:fs';
 import { Command, Help } from 'commander';
-import { EXIT, failureText, processIo, runCommand, type CliIo, type CommandOptions } from './io.js';
+import { EXIT, failureText, processIo, runCommand, version, type CliIo, type CommandOptions } from './io.js';
 
-export { EXIT };
-
-/** memhp's version, from its package.json (two levels up from lib/cli, three from dist/lib/cli). */
-export function version(): string {
-  for (const up of ['../../package.json', '../../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'memhp' && pkg.version) return pkg.version;
-    } catch {
-      /* not this level */
-    }
-  }
-  return 'unknown';
-}
+export { EXIT, version };
 
 /** A sub-command's factory, as each lib/cli module exports it. */
 type CommandFactory = (opts: CommandOptions) => Command;

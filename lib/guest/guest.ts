@@ -191,8 +191,8 @@ const CRASH = /Oops:|BUG:|general protection fault|Kernel panic/;
  * errno the simulator gives); anything else (QEMU or connection trouble) unchanged.
  */
 function asKernelError(e: unknown): unknown {
-  if (e instanceof HotplugError) return new KernelError(e.errno, e.message, { cause: e });
-  if (e instanceof GuestRejectedError) return new KernelError(e.code ?? 'EIO', e.message, { ostStatus: e.status, cause: e });
+  if (e instanceof HotplugError) return new KernelError(e.code, e.message, { cause: e });
+  if (e instanceof GuestRejectedError) return new KernelError(e.code ?? 'EIO', e.message, { details: e.status !== undefined ? { ostStatus: e.status } : {}, cause: e });
   return e;
 }
 

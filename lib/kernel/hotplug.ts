@@ -220,7 +220,7 @@ export async function onlinePages(ctx: HotplugContext, pfn: number, nr: number, 
     await memoryNotify(ctx, 'MEM_CANCEL_ONLINE', arg);
     if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_CANCEL_ADDING_FIRST_MEMORY', nid);
     pm.removeRangeFromZone(pfn, nr);
-    throw KernelError.fromErrno(err, `online_pages ${hexRange(pfn, nr)} failed`, { pfn });
+    throw KernelError.fromErrno(err, `online_pages ${hexRange(pfn, nr)} failed`, { details: { pfn } });
   }
   const firstNormal = kernelZone && (pm.zoneInfo(nid, 'Normal')?.managed ?? 0) === 0;
   const firstMemory = !ctx.nodes.memory.has(nid);
@@ -305,7 +305,7 @@ export async function offlinePages(ctx: HotplugContext, start: number, nr: numbe
   try {
     pm.isolateRange(start, nr, undoMt);
   } catch (e) {
-    if (e instanceof KernelError) throw new KernelError(e.code, `${what} failure to isolate range (${e.message})`, e.details);
+    if (e instanceof KernelError) throw new KernelError(e.code, `${what} failure to isolate range (${e.message})`, { details: e.details, cause: e });
     throw e;
   }
   const lowPresent = nodePresent(ctx, nid, KERNEL_ZONES);
@@ -321,7 +321,7 @@ export async function offlinePages(ctx: HotplugContext, start: number, nr: numbe
     pm.undoIsolateRange(start, nr, undoMt);
     await memoryNotify(ctx, 'MEM_CANCEL_OFFLINE', arg);
     if (nodeArg >= 0) await nodeNotifyCall(ctx, 'NODE_CANCEL_REMOVING_LAST_MEMORY', nid);
-    throw KernelError.fromErrno(err, `${what} ${reason}`, details);
+    throw KernelError.fromErrno(err, `${what} ${reason}`, { details });
   };
   let err = 0;
   if (nodeArg >= 0) {
@@ -353,8 +353,8 @@ export async function offlinePages(ctx: HotplugContext, start: number, nr: numbe
     if (busy === null) break;
     await stalled(`pfn 0x${busy.toString(16)} still in use`, { pfn: busy });
   }
-  // offlineIsolatedPages takes the managed pages it found (6.12+). 6.1 subtracts nr_pages
-  // (profile.offlineManagedDecrement); the two differ only for PageOffline pages, which no flow here leaves.
+  // offlineIsolatedPages takes the managed pages it found, as 6.12+ does; 6.1 subtracts nr_pages. The
+  // two differ only for PageOffline pages, which no flow here leaves in an offlined range.
   pm.offlineIsolatedPages(start, nr);
   adjustPresentPageCount(ctx, start, -nr, nid, zone, group, isEarly(ctx, start));
   nodeStatesClearNode(ctx, nid, zone, nr >= allPresent);

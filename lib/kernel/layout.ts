@@ -89,7 +89,6 @@ export interface PcLayout {
 export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots: number): PcLayout {
   const ram = nodeMemory.reduce((a, b) => a + b, 0);
   if (ram < 128 * MiB) throw new KernelError('EINVAL', `boot memory must be at least 128 MiB, got ${ram} bytes`);
-  for (const m of nodeMemory) if (m % (2 * MiB)) throw new KernelError('EINVAL', `node memory must be a multiple of 2 MiB, got ${m} bytes`);
   if (maxMemory < ram) throw new KernelError('EINVAL', `maxMemory (${maxMemory}) is below the boot memory (${ram})`);
   const lowmem = ram >= 0xe0000000 ? 0xc0000000 : ram;
   const highmem = ram - lowmem;

@@ -419,7 +419,7 @@ export class Machine implements HotplugTarget, HotplugContext {
         if (!this.acpiHotplugEnabled.memory) {
           this.dmesg.push(`acpi ${acpiSlotName(dimm.slot)}: Eject disabled`);
           ost(0x80);
-          throw new KernelError('EPERM', `${id}: guest refused the unplug: memory hotplug is disabled (/sys/firmware/acpi/hotplug/memory/enabled)`, { ostStatus: 0x80 });
+          throw new KernelError('EPERM', `${id}: guest refused the unplug: memory hotplug is disabled (/sys/firmware/acpi/hotplug/memory/enabled)`, { details: { ostStatus: 0x80 } });
         }
         // "Eject in progress" is reported for the eject request itself.
         ost(0x84, true, ACPI_NOTIFY_EJECT_REQUEST);
@@ -441,7 +441,7 @@ export class Machine implements HotplugTarget, HotplugContext {
             this.dmesg.push(`${mem.name}: Offline failed.`);
             for (const b of blocks) if (putOnline.has(b)) await deviceOnline(this, b).catch(() => 0);
             ost(0x82);
-            throw new KernelError('EBUSY', `${id}: guest refused the unplug: ${mem.name} cannot be offlined (${e instanceof Error ? e.message : String(e)})`, { ostStatus: 0x82 });
+            throw new KernelError('EBUSY', `${id}: guest refused the unplug: ${mem.name} cannot be offlined (${e instanceof Error ? e.message : String(e)})`, { details: { ostStatus: 0x82 }, cause: e });
           }
         }
         if (dimm.group) await tryRemoveMemory(this, dimm.addr, dimm.size);

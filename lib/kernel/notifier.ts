@@ -232,18 +232,13 @@ export class NotifierChain<P extends object = Readonly<Record<string, number>>> 
 
   #record(action: number, arg: P): void {
     const o = this.#options;
-    const rec: Record<string, JsonValue> = {
-      type: 'notify',
-      chain: this.name,
-      action: o.actionName?.(action) ?? `0x${action.toString(16)}`,
-      value: action,
-    };
+    const payload: Record<string, JsonValue> = {};
     const a = arg as Readonly<Record<string, unknown>>;
     for (const f of o.payloadFields ?? []) {
       const v = a[f];
-      if (typeof v === 'number') rec[f] = v;
+      if (typeof v === 'number') payload[f] = v;
     }
-    o.trace!.add(rec as { type: string } & Record<string, JsonValue>);
+    o.trace!.add({ type: 'notify', chain: this.name, action: o.actionName?.(action) ?? `0x${action.toString(16)}`, value: action, ...payload });
   }
 }
 

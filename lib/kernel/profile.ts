@@ -85,8 +85,6 @@ export interface KernelProfile {
    * (PB_migrate_isolate; the pageblock keeps its migratetype).
    */
   readonly isolation: 'migratetype' | 'bit';
-  /** Managed pages removed on offline: all nr_pages (6.1) or only those actually managed (6.12+). */
-  readonly offlineManagedDecrement: 'nr_pages' | 'managed';
   /**
    * How add_memory treats MHP_MEMMAP_ON_MEMORY: 'single-block' (6.1: honoured only for a one-block add,
    * EINVAL otherwise, so the ACPI driver sets it only then) or 'per-block' (6.12+: a hint, one altmap per block).
@@ -140,7 +138,6 @@ const base = {
   hwpoisonCheck: true,
   memmapInitState: 'offline',
   isolation: 'migratetype',
-  offlineManagedDecrement: 'managed',
   memmapOnMemoryAdd: 'per-block',
   crashHotplugAttr: true,
   nodeMemoryFailureStats: true,
@@ -162,7 +159,6 @@ export const PROFILES = {
     memmapOnMemoryForce: false,
     hwpoisonCheck: false,
     memmapInitState: 'reserved',
-    offlineManagedDecrement: 'nr_pages',
     memmapOnMemoryAdd: 'single-block',
     crashHotplugAttr: false,
     nodeMemoryFailureStats: false,

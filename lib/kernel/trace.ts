@@ -1,16 +1,14 @@
 /**
  * The trace: an append-only list of plain JSON records, identical in shape whether the simulator or a
- * guest produced them (DESIGN.md, "Trace records"), so a differ can compare them directly.
+ * guest produced them, so a differ can compare them directly.
  */
 
 /** A JSON value, as a trace record may hold. */
 export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
 
-/** Any trace record: a `type` discriminator plus plain JSON fields. */
-export interface TraceRecord {
-  /** What kind of record: 'notify', 'lockdep', 'uevent', 'qmp-event', ... */
-  readonly type: string;
-  readonly [key: string]: JsonValue;
+/** What every trace record is: plain JSON fields (the differ compares them by name). */
+interface JsonRecord {
+  readonly [field: string]: JsonValue;
 }
 
 /**
@@ -18,7 +16,7 @@ export interface TraceRecord {
  * `memory_notify` fires): `{"type":"notify","chain":"memory","action":"MEM_GOING_ONLINE","value":8, ...payload}`.
  * The payload fields are exactly the profile's `struct memory_notify` (or `node_notify`) fields.
  */
-export interface NotifyRecord extends TraceRecord {
+export interface NotifyRecord extends JsonRecord {
   readonly type: 'notify';
   /** 'memory' or 'node'. */
   readonly chain: string;
@@ -28,14 +26,38 @@ export interface NotifyRecord extends TraceRecord {
   readonly value: number;
 }
 
+/** A kobject uevent of a memory block: `{"type":"uevent","action":"online","devpath":"/devices/system/memory/memory32"}`. */
+export interface UeventRecord extends JsonRecord {
+  readonly type: 'uevent';
+  /** add, remove, online, offline, change, …. */
+  readonly action: string;
+  /** The device path, without /sys. */
+  readonly devpath: string;
+}
+
+/** A QMP event QEMU (or the simulator's model of it) sent: `{"type":"qmp-event","event":"DEVICE_DELETED","data":{…}}`. */
+export interface QmpEventRecord extends JsonRecord {
+  readonly type: 'qmp-event';
+  /** The event name. */
+  readonly event: string;
+  /** Its data, as JSON. */
+  readonly data: JsonValue;
+}
+
 /** A lock-validator report recorded in non-strict mode (see lockdep.ts for the fields). */
-export interface LockdepRecord extends TraceRecord {
+export interface LockdepRecord extends JsonRecord {
   readonly type: 'lockdep';
   /** 'inversion', 'recursive' or 'wait-cycle'. */
   readonly kind: string;
   /** The kernel's headline, e.g. 'possible circular locking dependency detected'. */
   readonly message: string;
 }
+
+/** Any trace record; `type` tells which. */
+export type TraceRecord = NotifyRecord | UeventRecord | QmpEventRecord | LockdepRecord;
+
+/** The kinds of trace record. */
+export type TraceRecordType = TraceRecord['type'];
 
 /** An append-only list of trace records. */
 export class Trace {
@@ -46,8 +68,11 @@ export class Trace {
     this.#records.push(record);
   }
 
-  /** The records so far, oldest first (a copy: the trace only grows). With `type`, only records of that type. */
-  events(type?: string): TraceRecord[] {
+  /** The records so far, oldest first (a copy: the trace only grows). */
+  events(): TraceRecord[];
+  /** Only the records of one type, typed as such. */
+  events<T extends TraceRecordType>(type: T): Extract<TraceRecord, { type: T }>[];
+  events(type?: TraceRecordType): TraceRecord[] {
     return type === undefined ? this.#records.slice() : this.#records.filter((r) => r.type === type);
   }
 

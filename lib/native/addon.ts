@@ -33,7 +33,7 @@ export function loadAddon(): NativeAddon {
     const which = explicit ? `MEMHP_NATIVE=${explicit}` : 'memhp.node';
     throw new AddonLoadError(`the simulator's native addon does not load (${which}: ${why}); ${ADDON_BUILD_HINT}`, { cause: e });
   }
-  // The native side constructs errors as `new KernelError(code, message, {pfn})`.
+  // The native side constructs errors as `new KernelError(code, message, {details: {pfn}})`.
   loaded.setErrorClass(KernelError);
   addon = loaded;
   return loaded;

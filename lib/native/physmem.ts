@@ -231,23 +231,16 @@ export class PhysMem {
   }
 
   /**
-   * The counters of a zone that flows read on every step, without allocating (zeros for a zone that never
-   * held memory). The returned object is reused by the next call.
+   * The counters of a zone that flows read on every step (zeros for a zone that never held memory): one
+   * native call filling a buffer kept for it, then a new object the caller owns.
    */
-  zoneCounters(nid: number, zone: ZoneType): Readonly<{ start: number; spanned: number; present: number; managed: number; free: number }> {
+  zoneCounters(nid: number, zone: ZoneType): { start: number; spanned: number; present: number; managed: number; free: number } {
     const b = this.#counters;
     this.raw.zoneCounters(nid, zoneIndex(zone), b);
-    const c = this.#countersView;
-    c.start = b[0]!;
-    c.spanned = b[1]!;
-    c.present = b[2]!;
-    c.managed = b[3]!;
-    c.free = b[4]!;
-    return c;
+    return { start: b[0]!, spanned: b[1]!, present: b[2]!, managed: b[3]!, free: b[4]! };
   }
 
   readonly #counters = new Float64Array(5);
-  readonly #countersView = { start: 0, spanned: 0, present: 0, managed: 0, free: 0 };
 
   /** /proc/buddyinfo row of a zone: free blocks per order over all lists, or null. */
   buddyinfo(nid: number, zone: ZoneType): number[] | null {

@@ -96,8 +96,8 @@ export class HotplugError extends MemhpError {
     this.check = check;
   }
 
-  /** The errno for this refusal ({@link HOTPLUG_CHECK_ERRNO}). */
-  get errno(): ErrnoCode {
+  /** The errno name for this refusal ({@link HOTPLUG_CHECK_ERRNO}). */
+  get code(): ErrnoCode {
     return HOTPLUG_CHECK_ERRNO[this.check];
   }
 }

@@ -2,7 +2,7 @@
  * Errors of the scenario layer: a bad scenario or exceptions file, and a run that could not go on.
  * A kernel's refusal inside a step is not an error here: it is the step's result (an errno name).
  */
-import { KernelError, MemhpError, isErrnoCode } from '../errors.js';
+import { MemhpError } from '../errors.js';
 import type { Observation } from './observation.js';
 
 /** One problem in a scenario (or exceptions) file: where, and what was expected there. */
@@ -47,14 +47,4 @@ export class ScenarioRunError extends MemhpError {
     this.step = step;
     this.observation = observation;
   }
-}
-
-/**
- * Whether `e` is a kernel refusal. By class, and failing that by shape: a second copy of memhp's
- * modules (a dynamic import under tsx, a dist build beside the sources) has its own KernelError class.
- */
-export function isKernelError(e: unknown): e is KernelError {
-  if (e instanceof KernelError) return true;
-  const code = e instanceof Error && e.name === 'KernelError' ? (e as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && isErrnoCode(code);
 }

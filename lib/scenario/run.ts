@@ -6,9 +6,9 @@
  * (QEMU gone, QMP refused, agent timeout) stops the run with a {@link ScenarioRunError} holding what was
  * observed so far.
  */
-import { errnoNumber } from '../errors.js';
+import { errnoNumber, KernelError } from '../errors.js';
 import type { HotplugTarget } from '../kernel/target.js';
-import { ScenarioRunError, isKernelError } from './errors.js';
+import { ScenarioRunError } from './errors.js';
 import type { Observation, Snapshot, StepObservation, StepResult, TargetKind } from './observation.js';
 import { stepText, type InjectAction, type Scenario, type Step, type StepOp } from './schema.js';
 import { takeCensus, type Census } from './census.js';
@@ -184,7 +184,7 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
       census = out.census;
       result = out.notApplicable !== undefined ? { status: 'n/a', reason: out.notApplicable } : { status: 'ok', ...(out.value !== undefined ? { value: out.value } : {}) };
     } catch (e) {
-      if (!isKernelError(e)) {
+      if (!(e instanceof KernelError)) {
         throw new ScenarioRunError(`${scenario.name}: step ${index} (${text}) failed: ${(e as Error).message ?? String(e)}`, index, observation(), e);
       }
       result = { status: 'error', errno: e.code, message: e.message };

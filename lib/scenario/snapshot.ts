@@ -4,8 +4,8 @@
  * interface alone (`sysfs.list` + `sysfs.read`), so the same code reads a simulated Machine and a real
  * guest. {@link guestSnapshotter} is a faster path for a guest: the same snapshot in one agent round trip.
  */
+import { KernelError } from '../errors.js';
 import type { SysfsAccess } from '../kernel/target.js';
-import { isKernelError } from './errors.js';
 import type { BlockSnapshot, FileError, FileValue, MemmapEntrySnapshot, RamSnapshot, Snapshot, ZoneSnapshot } from './observation.js';
 
 /** Root of the memory block devices. */
@@ -48,7 +48,7 @@ async function readValue(sysfs: SysfsAccess, p: string): Promise<FileValue> {
   try {
     return (await sysfs.read(p)).replace(/\n$/, '');
   } catch (e) {
-    if (isKernelError(e)) return { errno: e.code };
+    if (e instanceof KernelError) return { errno: e.code };
     throw e;
   }
 }
@@ -97,7 +97,7 @@ export async function takeRamSnapshot(sysfs: SysfsAccess, opts: { memmap?: boole
     entries = opts.memmap === false ? [] : numbered(await sysfs.list(MEMMAP_ROOT), '');
   } catch (e) {
     // No firmware map (CONFIG_FIRMWARE_MEMMAP off): no entries, as the guest script's failed `cd` gives.
-    if (!isKernelError(e)) throw e;
+    if (!(e instanceof KernelError)) throw e;
     entries = [];
   }
   const memmap: Record<string, MemmapEntrySnapshot> = {};

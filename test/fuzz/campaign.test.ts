@@ -51,7 +51,10 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
       for (const file of ['scenario.yaml', 'original.yaml', 'diff.txt', 'observations.json']) assert.ok(existsSync(path.join(fdir, file)), `${f.dir}/${file}`);
       const min = await loadScenario(path.join(fdir, 'scenario.yaml'));
       const orig = await loadScenario(path.join(fdir, 'original.yaml'));
-      assert.ok(min.steps.length <= 2 && min.steps.length === f.minimalSteps && orig.steps.length === f.originalSteps);
+      assert.ok(min.steps.length === f.minimalSteps && orig.steps.length === f.originalSteps);
+      // Minimal: the plugs that make the block (the shrinker drops steps, it does not merge plugs), then the write.
+      assert.deepEqual(min.steps.map((st) => st.op), [...min.steps.slice(0, -1).map(() => 'plug'), 'write'], `${f.dir}: ${min.steps.map((st) => st.op).join(', ')}`);
+      assert.ok(min.steps.length <= 3, `${f.dir}: ${min.steps.length} steps`);
       assert.match(min.description ?? '', /guest and simulator differ at step \d+ \(write .*\/online/);
       const again = await compare(min, f.kernel, targets);
       assert.equal(again.signature?.key, f.signature, `${f.dir} reproduces`);
@@ -112,7 +115,7 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     const s = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG], { bootJitter: true }), kernels: ['latest'], runs: 30 });
     assert.ok(s.findings.length > 0);
     assert.deepEqual(s.findings.map((f) => f.kind), s.findings.map(() => 'divergence'));
-    assert.ok(s.findings.every((f) => f.minimalSteps <= 2));
+    assert.ok(s.findings.every((f) => f.minimalSteps <= 3), s.findings.map((f) => `${f.dir}: ${f.minimalSteps} steps`).join(', '));
   });
 
   it('a simulator crash is a finding, shrunk on the simulator alone', async () => {
@@ -165,5 +168,21 @@ describe('memhp fuzz: arguments', () => {
     let err = '';
     assert.equal(await runFuzz(['--exceptions', path.join(dir, 'missing.yaml'), '--runs', '1'], { stdout: () => undefined, stderr: (t) => void (err += t) }), 2);
     assert.match(err, /missing\.yaml/);
+  });
+
+  it('--resume needs a summary of the same campaign, and a bound when the campaign had only a time budget', async () => {
+    const run = async (args: string[]): Promise<[number, string]> => {
+      let err = '';
+      const code = await runFuzz(args, { stdout: () => undefined, stderr: (t) => void (err += t) });
+      return [code, err];
+    };
+    const none = await run(['--resume', '--findings', path.join(dir, 'none')]);
+    assert.equal(none[0], 2);
+    assert.match(none[1], /^memhp fuzz: no campaign to resume in .*none: cannot read .*summary\.json \(ENOENT\)\n$/);
+    await campaign({ targets: liarTargets([]), runs: undefined, timeMs: 1, kernels: ['6.1'] }, 'timed');
+    const timed = path.join(dir, 'timed');
+    assert.match((await run(['--resume', '--findings', timed]))[1], /was bounded by time only: give --runs or --time to resume it/);
+    assert.match((await run(['--resume', '--findings', timed, '--seed', '4', '--runs', '1']))[1], /--seed 4: the campaign in .* is seed 3/);
+    assert.match((await run(['--resume', '--findings', timed, '--kernel', 'latest', '--runs', '1']))[1], /--kernel latest: the campaign in .* runs 6\.1/);
   });
 });

@@ -4,7 +4,6 @@
  */
 import { KernelError, type ErrnoCode } from '../../lib/errors.js';
 import type { FuzzTargets } from '../../lib/fuzz/compare.js';
-import { isKernelError } from '../../lib/scenario/errors.js';
 import type { Observation, Snapshot } from '../../lib/scenario/observation.js';
 import { DEFAULT_HANDLERS, type StepHandlers } from '../../lib/scenario/run.js';
 import { runOnSimulator } from '../../lib/scenario/sim.js';
@@ -23,7 +22,7 @@ function lyingHandlers(lies: readonly Lie[]): StepHandlers {
       try {
         await DEFAULT_HANDLERS.write(s, ctx);
       } catch (e) {
-        const lie = isKernelError(e) ? lies.find((l) => l.errno === e.code && l.path.test(s.path)) : undefined;
+        const lie = e instanceof KernelError ? lies.find((l) => l.errno === e.code && l.path.test(s.path)) : undefined;
         if (lie) throw new KernelError(lie.instead, `${s.path}: a lie (${lie.errno} told as ${lie.instead})`);
         throw e;
       }
