@@ -117,6 +117,8 @@ function configure(cmd: Command, io: CliIo): void {
   for (const c of cmd.commands) configure(c, io);
 }
 
+const PASSTHROUGH = Symbol.for('memhp.PassthroughCommand');
+
 /**
  * A sub-command that hands the arguments after `--` to another program (lsmem): {@link runCommand}
  * takes them off before commander parses, which would mix them with the command's own operands.
@@ -124,6 +126,17 @@ function configure(cmd: Command, io: CliIo): void {
 export class PassthroughCommand extends Command {
   /** The arguments after the first `--`, verbatim. */
   passthrough: string[] = [];
+
+  /**
+   * By brand, not by prototype: lib/cli/main.ts imports its commands when they run, and a host that
+   * loads main.ts as CommonJS (mocha with tsx) gets a second copy of this module for them.
+   */
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[PASSTHROUGH] === true;
+  }
+
+  /** The brand {@link PassthroughCommand}'s `instanceof` checks. */
+  readonly [PASSTHROUGH] = true;
 }
 
 /** Take the arguments after `--` off for a {@link PassthroughCommand} (the root's options take no values). */

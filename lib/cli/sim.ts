@@ -14,6 +14,7 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import type { Machine } from '../kernel/machine.js';
+import { AddonLoadError } from '../native/addon.js';
 import { formatSteps } from '../scenario/diff.js';
 import { ScenarioError, ScenarioRunError } from '../scenario/errors.js';
 import type { Observation, StepObservation } from '../scenario/observation.js';
@@ -129,6 +130,8 @@ async function simOne(cmd: Command, io: CliIo, file: string, o: SimCliOpts, tabl
     io.stdout(o.json ? `${JSON.stringify(obs)}\n` : await formatSimRun(obs, machine, table, o.verbose));
     return obs.steps.some((s) => s.unmet) ? EXIT.FAILURE : EXIT.OK;
   } catch (e) {
+    // No simulator at all is no scenario's fault: reported once, as memhp's trouble (runCommand).
+    if (e instanceof AddonLoadError) throw e;
     // A run cut short still shows the steps it got through.
     if (e instanceof ScenarioRunError && e.observation) io.stdout(o.json ? `${JSON.stringify(e.observation)}\n` : `${formatStepsWithDetails(e.observation, o.verbose)}\n`);
     io.stderr(failureText(cmd, e));

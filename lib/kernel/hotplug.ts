@@ -8,7 +8,8 @@
  * (memory-block.ts). Over 400 lines because it is one kernel file, kept whole.
  */
 import { ERRNO, KernelError } from '../errors.js';
-import { PAGEBLOCK_NR_PAGES, PAGES_PER_SECTION, ZONE_TYPES, type PhysMem, type ZoneType } from '../native/physmem.js';
+import { PAGEBLOCK_NR_PAGES, PAGES_PER_SECTION, ZONE_TYPES, type ZoneType } from '../native/constants.js';
+import type { PhysMem } from '../native/physmem.js';
 import type { FirmwareMemmap } from './firmware-memmap.js';
 import type { HotplugLocks } from './locks.js';
 import { MAX_PHYSMEM_BYTES } from './layout.js';

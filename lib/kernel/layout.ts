@@ -5,7 +5,7 @@
  * boot leaves behind. Pure arithmetic on page frame numbers; nothing here touches a PhysMem.
  */
 import { KernelError } from '../errors.js';
-import { PAGE_SHIFT, PAGES_PER_SECTION } from '../native/physmem.js';
+import { PAGE_SHIFT, PAGES_PER_SECTION } from '../native/constants.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;

@@ -5,7 +5,7 @@
  * buddyinfo, iomem), each with the kernel's text format and write errnos.
  */
 import { KernelError } from '../errors.js';
-import { ZONE_TYPES } from '../native/physmem.js';
+import { ZONE_TYPES } from '../native/constants.js';
 import { validZones } from './hotplug.js';
 import { onlineStore, onlineTypeFromStr, stateStore, type MemoryBlock } from './memory-block.js';
 import { kstrtoull } from './kstrtox.js';

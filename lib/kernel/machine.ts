@@ -5,7 +5,8 @@
  * notifier chains, locks with the validator, and the trace.
  */
 import { KernelError, MemhpError } from '../errors.js';
-import { PhysMem, PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/physmem.js';
+import { PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/constants.js';
+import { PhysMem } from '../native/physmem.js';
 import { sizeBytes, type Size } from '../size.js';
 import { FirmwareMemmap } from './firmware-memmap.js';
 import { __addMemory, addMemory, blocksOf, memmapOnMemoryPages, offlineAndRemoveMemory, removeMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
@@ -178,7 +179,7 @@ export class Machine implements HotplugTarget, HotplugContext {
   errorInject: MemoryNotifierErrorInject | null = null;
   /** @internal Debugfs root (`/sys/kernel/debug`). */
   readonly debugfs = new StaticDir();
-  /** @internal Called when block devices come and go, so sysfs can cache per-block directories. */
+  /** Called when block devices come and go, so sysfs can cache per-block directories (part of HotplugContext). */
   onBlocksChanged: (mem: MemoryBlock, added: boolean) => void = () => undefined;
   /** Work started by a sysfs write that returned before it finished (acpi_eject_store). */
   readonly #background = new Set<Promise<void>>();

@@ -8,7 +8,7 @@
  * import each other, functions only.
  */
 import { KernelError } from '../errors.js';
-import { ZONE_TYPES, type ZoneType } from '../native/physmem.js';
+import { ZONE_TYPES, type ZoneType } from '../native/constants.js';
 import { adjustPresentPageCount, offlinePages, onlinePages, zoneForPfnRange, type HotplugContext } from './hotplug.js';
 import type { Mutex } from './locks.js';
 import { notifierToErrno } from './notifier.js';

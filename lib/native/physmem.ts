@@ -4,43 +4,11 @@
  * mm/page_alloc.c). Every call crosses the N-API boundary once, whatever the number of pages.
  */
 import { KernelError } from '../errors.js';
-import { native } from './addon.js';
+import { loadAddon } from './addon.js';
+import { FREE_LISTS, MAX_ORDER, MIGRATETYPES, PAGE_KINDS, PAGE_STATES, ZONE_TYPES, type AllocRequest, type FreeList, type Migratetype, type PageKind, type PageState, type ZoneType } from './constants.js';
 import type { RawPhysMem, RawZoneInfo } from './types.js';
 
-/** Page size and geometry constants of x86_64. */
-export const PAGE_SHIFT = 12;
-/** Pages per 128 MiB memory section. */
-export const PAGES_PER_SECTION = 32768;
-/** Pages per 2 MiB pageblock (pageblock_order 9). */
-export const PAGEBLOCK_NR_PAGES = 512;
-/** The largest buddy order (MAX_PAGE_ORDER, inclusive). */
-export const MAX_ORDER = 10;
-/** The most node ids a machine can have (Debian's CONFIG_NODES_SHIFT=10). */
-export const MAX_NUMNODES = 1024;
-
-/** Zone types in the kernel's order, with their `/proc/zoneinfo` names. */
-export const ZONE_TYPES = ['DMA', 'DMA32', 'Normal', 'Movable'] as const;
-/** A zone type name. */
-export type ZoneType = (typeof ZONE_TYPES)[number];
-
-/** Pageblock migratetypes, named as /proc/pagetypeinfo names them. */
-export const MIGRATETYPES = ['Unmovable', 'Movable', 'Reclaimable'] as const;
-/** A pageblock migratetype. */
-export type Migratetype = (typeof MIGRATETYPES)[number];
-/** Free lists: the migratetypes plus Isolate. */
-export const FREE_LISTS = ['Unmovable', 'Movable', 'Reclaimable', 'Isolate'] as const;
-/** A free-list name. */
-export type FreeList = (typeof FREE_LISTS)[number];
-
-/** What an allocation is: movable (LRU), unmovable (kernel), reclaimable (slab), pinned (movable but not migratable). */
-export const PAGE_KINDS = ['movable', 'unmovable', 'reclaimable', 'pinned'] as const;
-/** An allocation kind. */
-export type PageKind = (typeof PAGE_KINDS)[number];
-
-/** Per-page state as {@link PhysMem.pageStates} reports it. */
-export const PAGE_STATES = ['uninit', 'offline', 'free', 'hwpoison', 'movable', 'unmovable', 'reclaimable', 'pinned', 'reserved'] as const;
-/** A page state: `uninit` (memmap not in a zone), `offline` (PageOffline), `free` (in the buddy), … */
-export type PageState = (typeof PAGE_STATES)[number];
+export * from './constants.js';
 
 /** Counters and free areas of one zone, as /proc/zoneinfo, buddyinfo and pagetypeinfo show them. */
 export interface ZoneInfo extends Omit<RawZoneInfo, 'allocated' | 'nrFree'> {
@@ -61,22 +29,6 @@ export interface MigrateResult {
   enomem: number;
   /** Pinned blocks, which never move. */
   pinned: number;
-}
-
-/** An allocation request for {@link PhysMem.alloc}. */
-export interface AllocRequest {
-  /** Number of blocks. */
-  count: number;
-  /** Order of each block (0..10). Default 0. */
-  order?: number;
-  /** Default 'movable'. Only movable and pinned allocations may land in ZONE_MOVABLE. */
-  kind?: PageKind;
-  /** Preferred node. Default 0. */
-  nid?: number;
-  /** __GFP_THISNODE: never fall back to another node. */
-  thisNode?: boolean;
-  /** Highest zone allowed (GFP zone modifier). Default: Movable for movable kinds, Normal otherwise. */
-  highestZone?: ZoneType;
 }
 
 function zoneIndex(z: ZoneType): number {
@@ -128,8 +80,8 @@ function nodeMask(targetNodes: readonly number[], nodes: number): Uint8Array {
  * Methods throw {@link KernelError} with the kernel's errno (EBUSY with `pfn` on isolation failure).
  */
 export class PhysMem {
-  /** @internal The native object. */
-  readonly raw: RawPhysMem = new native.PhysMem();
+  /** @internal The native object (the first PhysMem made loads the addon). */
+  readonly raw: RawPhysMem = new (loadAddon().PhysMem)();
 
   /** arch_add_memory / sparse_add_section: make 128 MiB-aligned sections present on a node. */
   addSections(start: number, nr: number, nid: number): void {

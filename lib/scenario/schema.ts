@@ -29,7 +29,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
 import type { OnlineType } from '../kernel/profile.js';
-import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/physmem.js';
+import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/constants.js';
 import { sizeBytes } from '../size.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
 
@@ -279,7 +279,6 @@ export interface Scenario {
 export const SCENARIO_KERNELS: readonly ScenarioKernel[] = ['6.1', '6.12', 'latest'];
 const KERNEL_NAMES = ['6.1', '6.12', '7.2', 'latest'] as const satisfies readonly ScenarioKernel[];
 const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const satisfies readonly OnlineType[];
-// Kept here, not imported: lib/native/physmem.js loads the addon, and parsing a file needs no addon.
 const ERRNO_EXAMPLES = 'such as EBUSY, EINVAL, ENOMEM, or E<n> for a number without a name';
 const INJECT_ACTIONS = ['MEM_GOING_ONLINE', 'MEM_GOING_OFFLINE'] as const satisfies readonly InjectAction[];
 

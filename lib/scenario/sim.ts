@@ -11,6 +11,7 @@
  */
 import { KernelError } from '../errors.js';
 import { Machine, type MachineOptions } from '../kernel/machine.js';
+import { AddonLoadError } from '../native/addon.js';
 import { ScenarioRunError } from './errors.js';
 import type { Observation, StepObservation } from './observation.js';
 import { runScenario, type RunOptions, type StepHandlers } from './run.js';
@@ -49,6 +50,8 @@ export async function createSimMachine(scenario: Scenario, opts: Pick<SimRunOpti
   try {
     return await Machine.create({ ...opts.machine, ...simMachineOptions(scenario.machine, kernel) });
   } catch (e) {
+    // No simulator at all (the addon not built) is no scenario's fault: it passes as it is.
+    if (e instanceof AddonLoadError) throw e;
     throw new ScenarioRunError(`${scenario.name}: cannot create the simulated machine for kernel ${kernel}: ${(e as Error).message}`, -1, undefined, e);
   }
 }

@@ -14,7 +14,7 @@ import { KernelError } from '../errors.js';
 import { Machine } from '../kernel/machine.js';
 import { NOTIFY_OK } from '../kernel/notifier.js';
 import type { TraceRecord } from '../kernel/trace.js';
-import { ZONE_TYPES } from '../native/physmem.js';
+import { ZONE_TYPES } from '../native/constants.js';
 import { lsmem } from './lsmem.js';
 
 /** Lines of text the demo prints. */

@@ -1,0 +1,117 @@
+/**
+ * The lazy native boundary: the addon is loaded by the first simulated machine, never by an import.
+ * `memhp --help`, `--version` and `memhp qmp` run without a built addon (`MEMHP_NATIVE=/nonexistent`);
+ * a simulator command without one says, in one line, how to build it.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { COMMAND_NAMES, loadCommand, program } from '../../lib/cli/main.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Run node on `script` (an ES module, TypeScript allowed) in the repository, with `env` added; never rejects. */
+function node(script: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...args],
+      { cwd: ROOT, env: { ...process.env, MEMHP_DEBUG: '', ...env }, encoding: 'utf8' },
+      (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, out, err }),
+    );
+  });
+}
+
+/** memhp as bin/memhp.js runs it, from the TypeScript sources, without an addon to load. */
+const memhp = (...args: string[]) =>
+  node("process.exitCode = await (await import('./lib/cli/main.ts')).main(['node', 'memhp', ...process.argv.slice(1)])", args, { MEMHP_NATIVE: '/nonexistent' });
+
+describe('the native boundary: the addon is loaded by the first PhysMem, not by an import', function () {
+  this.timeout(120_000);
+
+  it('importing the CLI, the layout, the schema, the scenario runner or the package loads no addon; the first PhysMem does', async () => {
+    const r = await node(
+      `import { createRequire } from 'node:module';
+       const cache = createRequire(import.meta.url).cache;
+       const addons = () => Object.keys(cache).filter((k) => k.endsWith('.node')).length;
+       for (const m of ['./lib/cli/main.ts', './lib/kernel/layout.ts', './lib/scenario/schema.ts', './lib/scenario/index.ts', './lib/native/constants.ts', './lib/index.ts']) await import(m);
+       const before = addons();
+       const { PhysMem } = await import('./lib/native/physmem.ts');
+       const imported = addons();
+       new PhysMem();
+       console.log(JSON.stringify({ before, imported, made: addons() }));`,
+      [],
+    );
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(JSON.parse(r.out), { before: 0, imported: 0, made: 1 });
+  });
+
+  it('memhp --help, --version, qmp --help and help qmp run with MEMHP_NATIVE=/nonexistent', async () => {
+    const help = await memhp('--help');
+    assert.deepEqual([help.code, help.err], [0, '']);
+    assert.match(help.out, /^Usage: memhp \[options\] \[command\]\n/);
+    for (const name of COMMAND_NAMES) assert.match(help.out, new RegExp(`\\n  ${name} `), name);
+    assert.deepEqual(await memhp('--version'), { code: 0, out: `${VERSION}\n`, err: '' });
+    for (const args of [['qmp', '--help'], ['help', 'qmp']]) {
+      const r = await memhp(...args);
+      assert.deepEqual([r.code, r.err], [0, ''], args.join(' '));
+      assert.match(r.out, /^Usage: memhp qmp \[options\] \[command\]\n[^]*\n {2}plug \[options\]/, args.join(' '));
+    }
+  });
+
+  it('memhp qmp lists the devices of a QMP peer with MEMHP_NATIVE=/nonexistent', async () => {
+    const dimm = { type: 'dimm', data: { id: 'd1', addr: 2 ** 32, size: 2 ** 30, slot: 0, node: 1, memdev: '/objects/mem-d1', hotplugged: true, hotpluggable: true } };
+    const server = net.createServer((c) => {
+      c.write('{"QMP": {"version": {"qemu": {"major": 9, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}\n');
+      let buf = '';
+      c.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const cmd = JSON.parse(buf.slice(0, nl)) as { execute: string; id?: string };
+          buf = buf.slice(nl + 1);
+          c.write(`${JSON.stringify({ return: cmd.execute === 'query-memory-devices' ? [dimm] : {}, id: cmd.id })}\n`);
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      assert.deepEqual(await memhp('qmp', '--socket', `tcp:127.0.0.1:${port}`, 'list'), { code: 0, out: 'd1\tdimm\t0x100000000\t1 GiB\tnode 1\tslot 0\n', err: '' });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    // No QEMU: the QMP failure, not an addon's.
+    assert.deepEqual(await memhp('qmp', '--socket', '/nonexistent/qmp.sock', 'list'), {
+      code: 1,
+      out: '',
+      err: 'memhp qmp: cannot connect to QMP socket /nonexistent/qmp.sock: connect ENOENT /nonexistent/qmp.sock\n',
+    });
+  });
+
+  it('a simulator command without the addon is one line saying how to build it, exit 2', async () => {
+    const s = 'test/scenarios/plug-online-movable.yaml';
+    const line = (cmd: string) =>
+      new RegExp(
+        `^memhp ${cmd}: the simulator's native addon does not load \\(MEMHP_NATIVE=/nonexistent: Cannot find module '/nonexistent'\\); ` +
+          'build it with `npm rebuild memhp` \\(in a project using memhp\\) or `npx node-gyp rebuild` \\(in a clone of memhp; needs g\\+\\+, make and python3\\)\\n$',
+      );
+    for (const [cmd, args] of [
+      ['sim', [s, s]],
+      ['lsmem', []],
+      ['demo', []],
+    ] as const) {
+      const r = await memhp(cmd, ...args);
+      assert.equal(r.code, 2, `${cmd}: ${r.err}`);
+      assert.equal(r.out, '', cmd);
+      assert.match(r.err, line(cmd));
+    }
+  });
+
+  it('memhp --help lists each command as the command itself describes it', async () => {
+    const loaded = new Map(await Promise.all(COMMAND_NAMES.map(async (n) => [n, await loadCommand(n)] as const)));
+    assert.equal(program({}, new Map()).helpInformation(), program({}, loaded).helpInformation());
+  });
+});
