@@ -1,5 +1,5 @@
 /**
- * memhp: a memory-hotplug laboratory for Linux. The stable public surface (DESIGN.md) is exported
+ * memhp: a memory-hotplug laboratory for Linux. The stable public surface (docs/architecture.md#stable-surface) is exported
  * from here; deeper modules may change between versions.
  */
 export { MemhpError, KernelError, ERRNO, errnoName, errnoCode, type ErrnoCode, type NamedErrno, type KernelErrorDetails } from './errors.js';

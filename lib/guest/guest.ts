@@ -1,5 +1,5 @@
 /**
- * `Guest`: a real Debian kernel under QEMU, driven like the simulator (DESIGN.md `HotplugTarget`).
+ * `Guest`: a real Debian kernel under QEMU, driven like the simulator (docs/architecture.md#one-interface-hotplugtarget).
  *
  * Boot: prepare the kernel (download/cache), build the initramfs, start QEMU in its own process group
  * with sockets in a private 0700 directory, wait for the agent's READY. Hotplug goes through QMP; the

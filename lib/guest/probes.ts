@@ -1,6 +1,6 @@
 /**
  * Guest kprobes: render `qemu/probes.tmpl` for one kernel from its BTF layout, and turn the lines the
- * guest's trace_pipe produced into memhp trace records (DESIGN.md: notify / uevent / qmp-event).
+ * guest's trace_pipe produced into memhp trace records (docs/architecture.md#trace-records: notify / uevent / qmp-event).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
- * `Machine`: a simulated x86_64 Linux kernel on QEMU's pc machine, as users touch it (DESIGN.md,
- * "Stable surface"): boot memory laid out as QEMU does, memory blocks, zones and nodes, the hotplug
+ * `Machine`: a simulated x86_64 Linux kernel on QEMU's pc machine, as users touch it (docs/architecture.md#machine,
+ * docs/architecture.md#stable-surface): boot memory laid out as QEMU does, memory blocks, zones and nodes, the hotplug
  * flows per kernel profile, sysfs/debugfs/procfs, ACPI pc-dimm plug and eject, error-injection modules,
  * notifier chains, locks with the validator, and the trace.
  */

@@ -1,6 +1,7 @@
 /**
- * `HotplugTarget`: what a simulated `Machine` and a real `Guest` both offer (DESIGN.md, "One interface
- * for simulator and guest"), so a scenario runner is written once and the differ compares like with like.
+ * `HotplugTarget`: what a simulated `Machine` and a real `Guest` both offer
+ * (docs/architecture.md#one-interface-hotplugtarget), so a scenario runner is written once and the differ
+ * compares like with like.
  */
 import type { ErrnoCode } from '../errors.js';
 import type { KernelProfile } from './profile.js';

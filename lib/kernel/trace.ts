@@ -1,6 +1,6 @@
 /**
  * The trace: an append-only list of plain JSON records, identical in shape whether the simulator or a
- * guest produced them, so a differ can compare them directly.
+ * guest produced them (docs/architecture.md#trace-records), so a differ can compare them directly.
  */
 
 /** A JSON value, as a trace record may hold. */

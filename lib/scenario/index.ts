@@ -1,7 +1,7 @@
 /**
  * Scenarios: the one format that drives the simulator and a real guest, the runner written once
  * against HotplugTarget, the guest runner, the differ with its normalisations and exceptions, and
- * JUnit output (DESIGN.md, "Scenarios").
+ * JUnit output (docs/architecture.md#the-data-flow-of-a-scenario).
  */
 export { ScenarioError, ScenarioRunError, type ScenarioIssue } from './errors.js';
 export {

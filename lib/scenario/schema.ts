@@ -1,5 +1,5 @@
 /**
- * The scenario format (DESIGN.md, "Scenarios"): one JSON or YAML document drives the simulator and a
+ * The scenario format (docs/scenarios.md is its reference): one JSON or YAML document drives the simulator and a
  * real guest alike. It is validated with zod; an invalid document gets a {@link ScenarioError} that
  * names the path of every bad field (`steps[3].plug.size`) and what was expected there.
  *

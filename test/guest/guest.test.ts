@@ -1,6 +1,6 @@
 /**
  * Real guests: boot each Debian kernel under QEMU, talk to the agent, plug and unplug a 1 GiB DIMM on
- * node 1, and check sysfs, the notifier sequence (kernel-spec.md §3.7), uevents and QMP events. Also
+ * node 1, and check sysfs, the notifier sequence (docs/kernel-behaviour.md#notifier-event-sequences), uevents and QMP events. Also
  * checks that QEMU never outlives its owner.
  */
 import assert from 'node:assert/strict';

@@ -157,7 +157,7 @@ describe('kernel/locks', () => {
         assert.equal(order.length, 0, 'both writers wait while ACPI holds the lock');
         l.unlockDeviceHotplug();
         await Promise.all(writers);
-        // never in parallel (kernel-spec §10.31)
+        // never in parallel (docs/kernel-behaviour.md#locking)
         assert.equal(order.length, 4);
         assert.match(order[0]!, / in$/);
         assert.equal(order[1], order[0]!.replace('in', 'out'));

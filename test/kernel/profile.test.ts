@@ -21,11 +21,11 @@ import {
 
 const errno = (code: string) => (e: unknown) => e instanceof KernelError && e.code === code;
 
-// kernel-spec.md §2.2, one column per version.
+// docs/kernel-behaviour.md#notifier-action-values, one column per version.
 const ACTIONS: Record<string, Partial<Record<MemoryActionName, number>>> = {
   '6.1': { MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32 },
   // Debian 6.12.117 (the trixie kernel the harness boots) declares enum memory_block_state, read from
-  // its BTF; kernel-spec §2.2's bit flags 1..128 are those of 6.12.107.
+  // its BTF; the bit flags 1..128 were those of 6.12.107.
   '6.12': {
     MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5,
     MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7,
@@ -95,7 +95,7 @@ describe('kernel/profile', () => {
         for (const s of ['1', 'y', 'Y', 't', 'T', 'yes', 'true\n', '1\n', 'on', 'ON', 'oN\n', 'Online']) assert.equal(kstrtobool(p, s), true, s);
         for (const s of ['0', 'n', 'N', 'f', 'F', 'no', 'false', '0\n', 'off', 'OFF', 'oF']) assert.equal(kstrtobool(p, s), false, s);
         for (const s of ['', '2', 'x', 'o', 'ox', ' 1', '\n']) assert.throws(() => kstrtobool(p, s), errno('EINVAL'), s);
-        // 6.1/6.12 do not take e/d; the 7.2.13 guest does (kernel-spec.md dates it to 7.3).
+        // 6.1/6.12 do not take e/d; the 7.2.13 guest does (the sources first showed it in 7.3; docs/kernel-behaviour.md#kstrtobool).
         assert.equal(p.kstrtoboolEnableDisable, p.name === '7.2');
         if (p.kstrtoboolEnableDisable) {
           assert.equal(kstrtobool(p, 'enable'), true);

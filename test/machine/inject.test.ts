@@ -1,6 +1,6 @@
 /**
- * memory-notifier-error-inject on the simulated kernel (kernel-spec.md §3.7, §4, §7.1, §10 items 23–26,
- * §13): the debugfs `error` files' parsing and clamping, module load/unload, the injector's place in the
+ * memory-notifier-error-inject on the simulated kernel (docs/kernel-behaviour.md#error-injection,
+ * docs/kernel-behaviour.md#notifier-event-sequences): the debugfs `error` files' parsing and clamping, module load/unload, the injector's place in the
  * chain by priority, the event sequence of a vetoed online and offline per profile, and the failures that
  * happen before the chain is called (no injection message, no event).
  */
@@ -17,7 +17,7 @@ const ACTIONS = `${DEBUG}/memory/actions`;
 const ON = `${ACTIONS}/MEM_GOING_ONLINE/error`;
 const OFF = `${ACTIONS}/MEM_GOING_OFFLINE/error`;
 const PROFILES: readonly KernelVersion[] = ['6.1', '6.12', '7.2'];
-/** The first DIMM of a 512M pc machine lands at 4 GiB: memory32, pfn 0x100000 (§13). */
+/** The first DIMM of a 512M pc machine lands at 4 GiB: memory32, pfn 0x100000. */
 const DIMM_PFN = 0x100000;
 const BLOCK = 0x8000;
 
@@ -52,7 +52,7 @@ async function injector(kernel: KernelVersion = '6.12', priority = 0): Promise<M
   return m;
 }
 
-describe('memory-notifier-error-inject: the error files (§7.1, §10 item 25, §13)', () => {
+describe('memory-notifier-error-inject: the error files (docs/kernel-behaviour.md#error-injection)', () => {
   it('read 0 after load; -12 reads back; 12 clamps to 0, -5000 to -4095; mode 0600; only the two GOING actions', async () => {
     const m = await injector();
     assert.deepEqual(await m.sysfs.list(ACTIONS), ['MEM_GOING_OFFLINE', 'MEM_GOING_ONLINE']);
@@ -155,7 +155,7 @@ describe('memory-notifier-error-inject: the error files (§7.1, §10 item 25, §
   });
 });
 
-describe('memory-notifier-error-inject: load and unload (§7.1)', () => {
+describe('memory-notifier-error-inject: load and unload (docs/kernel-behaviour.md#error-injection)', () => {
   it('files appear and disappear; EEXIST on a second load; notifier-error-inject is a dependency (EAGAIN while in use)', async () => {
     const m = await Machine.create({ kernel: '7.2', memory: '512M', bootAllocations: false });
     assert.equal(await outcome(m.sysfs.list(DEBUG)), 'ENOENT');
@@ -244,7 +244,7 @@ describe('memory-notifier-error-inject: load and unload (§7.1)', () => {
   });
 });
 
-describe('memory-notifier-error-inject: its place in the chain (§3.7, §4, §7.1)', () => {
+describe('memory-notifier-error-inject: its place in the chain (docs/kernel-behaviour.md#notifier-event-sequences, docs/kernel-behaviour.md#notifier-chains, docs/kernel-behaviour.md#error-injection)', () => {
   for (const kernel of PROFILES) {
     it(`${kernel}: notifiers above the injector (or equal and earlier) see GOING_x; all see CANCEL_x; numeric actions of the profile`, async () => {
       const m = await Machine.create({ kernel, memory: '512M', bootAllocations: false });
@@ -304,7 +304,7 @@ describe('memory-notifier-error-inject: its place in the chain (§3.7, §4, §7.
   });
 });
 
-describe('memory-notifier-error-inject: event sequences of a vetoed online and offline per profile (§3.7, §3.8, §13)', () => {
+describe('memory-notifier-error-inject: event sequences of a vetoed online and offline per profile (docs/kernel-behaviour.md#notifier-event-sequences, docs/kernel-behaviour.md#notifier-payloads)', () => {
   const nid = (n: number) => ({ status_change_nid_normal: n, status_change_nid: n });
   const plain = { start_pfn: DIMM_PFN, nr_pages: BLOCK };
   const second = { start_pfn: DIMM_PFN + BLOCK, nr_pages: BLOCK };
@@ -400,7 +400,7 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
   }
 });
 
-describe('memory-notifier-error-inject: failures before the chain is called (§3.7, §7.1, §10 item 24)', () => {
+describe('memory-notifier-error-inject: failures before the chain is called (docs/kernel-behaviour.md#notifier-event-sequences, docs/kernel-behaviour.md#error-injection)', () => {
   for (const kernel of PROFILES) {
     it(`${kernel}: zone==NULL, holes, isolation EBUSY, already-in-state and bad strings keep their errno: no injection, no event`, async () => {
       const m = await Machine.create({ kernel, memory: '4G' });

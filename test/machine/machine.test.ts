@@ -1,7 +1,7 @@
 /**
- * Machine basics: the pc boot layout as a Debian guest shows it (kernel-spec.md §1, §13), the block
- * state machine through sysfs (§2.5, §10 items 1–12), and the notifier/uevent/QMP sequence of a DIMM
- * plug and unplug per profile (§3.7, §8).
+ * Machine basics: the pc boot layout as a Debian guest shows it (docs/kernel-behaviour.md#geometry), the block
+ * state machine through sysfs (docs/kernel-behaviour.md#writes-to-state-and-online), and the notifier/uevent/QMP sequence of a DIMM
+ * plug and unplug per profile (docs/kernel-behaviour.md#notifier-event-sequences, docs/kernel-behaviour.md#acpi-memory-hotplug).
  */
 import assert from 'node:assert/strict';
 import { KernelError } from '../../lib/errors.js';
@@ -55,14 +55,14 @@ describe('Machine: boot layout of QEMU pc', () => {
     assert.deepEqual(m.checkInvariants(), []);
   });
 
-  it('a 64 GiB pc guest ends RAM at 65 GiB and gets 1 GiB blocks (kernel-spec.md §1.1)', async () => {
+  it('a 64 GiB pc guest ends RAM at 65 GiB and gets 1 GiB blocks (docs/kernel-behaviour.md#memory-block-size)', async () => {
     const m = await Machine.create({ memory: '64G', bootAllocations: false });
     assert.equal(await m.sysfs.read(`${M}/block_size_bytes`), '40000000\n');
   });
 });
 
 describe('Machine: the block state machine through sysfs', () => {
-  it('state vs online on an online and an offline block (§10 items 7–10)', async () => {
+  it('state vs online on an online and an offline block (docs/kernel-behaviour.md#writes-to-state-and-online)', async () => {
     const m = await Machine.create({ kernel: '6.12', memory: '4G' });
     await assert.rejects(m.sysfs.write(`${M}/memory33/state`, 'online'), (e) => code(e) === 'EINVAL');
     await m.sysfs.write(`${M}/memory33/online`, '1');
@@ -108,7 +108,7 @@ describe('Machine: the block state machine through sysfs', () => {
   });
 });
 
-describe('Machine: ACPI pc-dimm plug and unplug per profile (§3.7, §8, §13)', () => {
+describe('Machine: ACPI pc-dimm plug and unplug per profile (docs/kernel-behaviour.md#notifier-event-sequences, docs/kernel-behaviour.md#acpi-memory-hotplug)', () => {
   const expected: Record<string, string[]> = {
     '6.1': ['add memory32', 'memory:MEM_GOING_ONLINE', 'memory:MEM_ONLINE', 'online memory32', 'ACPI_DEVICE_OST',
       'ACPI_DEVICE_OST', 'memory:MEM_GOING_OFFLINE', 'memory:MEM_OFFLINE', 'offline memory32', 'remove memory32', 'DEVICE_DELETED', 'ACPI_DEVICE_OST'],

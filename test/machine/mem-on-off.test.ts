@@ -1,5 +1,5 @@
 /**
- * The kernel's memory-hotplug selftest (mem-on-off-test.sh, kernel-spec.md §7.2) replayed against the
+ * The kernel's memory-hotplug selftest (mem-on-off-test.sh, docs/kernel-behaviour.md#the-mem-on-off-selftest) replayed against the
  * simulator's sysfs on each profile: it must pass (exit 0) where a QEMU guest passes, and fail where the
  * kernel would make it fail.
  */
@@ -34,7 +34,7 @@ describe('mem-on-off-test.sh: $RANDOM', () => {
   });
 });
 
-describe('mem-on-off-test.sh against the simulator (§7.2)', () => {
+describe('mem-on-off-test.sh against the simulator (docs/kernel-behaviour.md#the-mem-on-off-selftest)', () => {
   // Seeds chosen so that step 7 offlines some blocks (then step 8 has offline blocks to veto) and
   // step 10 tries some offlines: the injected paths really run.
   const runs = [

@@ -1,5 +1,5 @@
 /**
- * The kernel's `tools/testing/selftests/memory-hotplug/mem-on-off-test.sh` (kernel-spec.md §7.2; the
+ * The kernel's `tools/testing/selftests/memory-hotplug/mem-on-off-test.sh` (docs/kernel-behaviour.md#the-mem-on-off-selftest; the
  * script is byte-identical in 6.1, 6.12 and 7.3), replayed step by step through a {@link HotplugTarget}'s
  * sysfs and module calls only, so the same replay runs against the simulator and against a real guest.
  *

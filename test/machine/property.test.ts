@@ -4,7 +4,7 @@
  * remove_memory / offline_and_remove_memory, page allocation, freeing, pinning and poisoning, the error
  * injector (load, unload, error files), extra logging notifiers, a vetoing node notifier (7.x), and groups
  * of writers started together — with everything the kernel guarantees checked after every step
- * (kernel-spec.md §2.5, §3, §4, §7.1):
+ * (docs/kernel-behaviour.md#writes-to-state-and-online, docs/kernel-behaviour.md#online-and-offline-sequences, docs/kernel-behaviour.md#notifier-chains, docs/kernel-behaviour.md#error-injection):
  *
  * - `m.checkInvariants()` is empty and the lock validator has no report;
  * - each block's `state` and `online` files agree with the block, no block is left `going-offline`;

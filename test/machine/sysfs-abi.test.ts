@@ -1,7 +1,7 @@
 /**
- * The sysfs ABI of the simulated machine, file by file (kernel-spec.md §2.3–§2.7), with the kernel's
+ * The sysfs ABI of the simulated machine, file by file (docs/kernel-behaviour.md#memory-block-devices to docs/kernel-behaviour.md#zone-selection), with the kernel's
  * text and write errno per profile, plus the node, bus, firmware-memmap and /proc files a hotplug
- * changes (§5.3, §5.4, §10, §13). Values marked "guest" were read on booted Debian 6.1.0-56,
+ * changes (docs/kernel-behaviour.md#adding-memory, docs/kernel-behaviour.md#removing-memory). Values marked "guest" were read on booted Debian 6.1.0-56,
  * 6.12.117 and 7.2.13 guests (512M, 2 nodes) with the harness of lib/guest.
  */
 import assert from 'node:assert/strict';
@@ -87,7 +87,7 @@ async function machine(o: MachineOptions): Promise<Machine> {
   return Machine.create({ memory: '4G', nodes: 2, ...o });
 }
 
-describe('sysfs ABI: /sys/devices/system/memory (§2.3)', () => {
+describe('sysfs ABI: /sys/devices/system/memory (docs/kernel-behaviour.md#memory-block-devices)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: the root files, their modes and texts; crash_hotplug only from 6.12`, async () => {
       const m = await machine({ kernel });
@@ -140,7 +140,7 @@ describe('sysfs ABI: /sys/devices/system/memory (§2.3)', () => {
     assert.equal(await (await machine({ kernel: '7.2', cmdline: ['memhp_default_state=Online'] })).sysfs.read(`${M}/auto_online_blocks`), 'online\n');
   });
 
-  it('auto_online_blocks affects only memory added later (§2.8): blocks already there keep their state', async () => {
+  it('auto_online_blocks affects only memory added later (docs/kernel-behaviour.md#default-online-type-and-auto-online): blocks already there keep their state', async () => {
     const m = await machine({ kernel: '6.12' });
     const states = async (ids: number[]) => Promise.all(ids.map(async (id) => `${(await m.sysfs.read(`${M}/memory${id}/state`)).trim()} ${(await m.sysfs.read(`${M}/memory${id}/valid_zones`)).trim()}`));
     await m.plugDimm({ id: 'd1', size: '256M' }); // memory40..41, default 'online' under contig-zones
@@ -161,7 +161,7 @@ describe('sysfs ABI: /sys/devices/system/memory (§2.3)', () => {
   });
 });
 
-describe('sysfs ABI: memoryN (§2.4)', () => {
+describe('sysfs ABI: memoryN (docs/kernel-behaviour.md#memory-block-devices)', () => {
   it('the per-block files, modes and links; phys_index in %08x; removable and phys_device constant', async () => {
     const m = await machine({ kernel: '6.12', autoOnline: 'offline' });
     // guest: `ls -l memory1` on 6.1 and 7.2.
@@ -179,7 +179,7 @@ describe('sysfs ABI: memoryN (§2.4)', () => {
     assert.equal(await m.sysfs.read(`${M}/memory33/uevent`), '');
     await m.plugDimm({ id: 'd1', size: '1G' });
     for (const id of [...range(0, 23), ...range(32, 47)]) {
-      assert.equal(await m.sysfs.read(`${M}/memory${id}/removable`), '1\n'); // offline DIMM blocks too (§10.3)
+      assert.equal(await m.sysfs.read(`${M}/memory${id}/removable`), '1\n'); // offline DIMM blocks too (docs/kernel-behaviour.md#memory-block-devices)
       assert.equal(await m.sysfs.read(`${M}/memory${id}/phys_device`), '0\n');
     }
     assert.equal(await m.sysfs.read(`${M}/memory47/phys_index`), '0000002f\n');
@@ -202,7 +202,7 @@ describe('sysfs ABI: memoryN (§2.4)', () => {
   });
 });
 
-describe('sysfs ABI: state and online writes (§2.5, §10.7–§10.10, §13)', () => {
+describe('sysfs ABI: state and online writes (docs/kernel-behaviour.md#writes-to-state-and-online)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: state EINVAL for "already", online succeeds silently; bad strings; kstrtobool forms`, async () => {
       const m = await machine({ kernel });
@@ -253,7 +253,7 @@ describe('sysfs ABI: state and online writes (§2.5, §10.7–§10.10, §13)', (
     });
   }
 
-  it('memory0 (DMA and DMA32) and memory23 (a hole at its end) refuse offline with EINVAL through both files (§10.4, §11)', async () => {
+  it('memory0 (DMA and DMA32) and memory23 (a hole at its end) refuse offline with EINVAL through both files (docs/kernel-behaviour.md#errors-of-state-and-online-writes, docs/kernel-behaviour.md#block-ids-and-the-pc-boot-map)', async () => {
     const m = await machine({ kernel: '6.12' });
     assert.equal(await m.sysfs.read(`${M}/memory0/valid_zones`), 'none\n');
     assert.equal(await m.sysfs.read(`${M}/memory1/valid_zones`), 'DMA32\n');
@@ -268,7 +268,7 @@ describe('sysfs ABI: state and online writes (§2.5, §10.7–§10.10, §13)', (
   });
 });
 
-describe('sysfs ABI: notifier vetoes seen through state and online (§2.5, §4)', () => {
+describe('sysfs ABI: notifier vetoes seen through state and online (docs/kernel-behaviour.md#writes-to-state-and-online, docs/kernel-behaviour.md#notifier-chains)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: NOTIFY_BAD is EPERM, notifier_from_errno(-e) is e, through both files; nothing changes, no uevent`, async () => {
       const m = await machine({ kernel, autoOnline: 'offline' });
@@ -303,7 +303,7 @@ describe('sysfs ABI: notifier vetoes seen through state and online (§2.5, §4)'
   }
 });
 
-describe('sysfs ABI: valid_zones as zones grow and shrink (§2.6, §2.7, §10.27)', () => {
+describe('sysfs ABI: valid_zones as zones grow and shrink (docs/kernel-behaviour.md#valid_zones, docs/kernel-behaviour.md#zone-selection)', () => {
   const zones = async (m: Machine, ids: number[]) => Promise.all(ids.map(async (id) => (await m.sysfs.read(`${M}/memory${id}/valid_zones`)).trim()));
 
   for (const kernel of KERNELS) {
@@ -394,7 +394,7 @@ describe('sysfs ABI: valid_zones as zones grow and shrink (§2.6, §2.7, §10.27
   });
 });
 
-describe('sysfs ABI: /sys/module/memory_hotplug/parameters (§2.7, §13)', () => {
+describe('sysfs ABI: /sys/module/memory_hotplug/parameters (docs/kernel-behaviour.md#zone-selection)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: defaults, modes, and each parameter's parser`, async () => {
       const m = await machine({ kernel });
@@ -458,7 +458,7 @@ describe('sysfs ABI: /sys/module/memory_hotplug/parameters (§2.7, §13)', () =>
   });
 });
 
-describe('sysfs ABI: nodes, /sys/bus/memory and /sys/firmware/memmap (§2.4, §5.3, §10.13, §10.17, §13)', () => {
+describe('sysfs ABI: nodes, /sys/bus/memory and /sys/firmware/memmap (docs/kernel-behaviour.md#memory-block-devices, docs/kernel-behaviour.md#adding-memory)', () => {
   it('node masks and both link directions follow a plug on node 1, an online to a kernel zone, and the unplug', async () => {
     // Node 1 without a vCPU: no node-local allocation takes a page of its Normal memory, so it can go again.
     const m = await machine({ kernel: '6.12', cpus: 1, cmdline: ['memhp_default_state=online_movable'] });
@@ -542,7 +542,7 @@ describe('sysfs ABI: nodes, /sys/bus/memory and /sys/firmware/memmap (§2.4, §5
   });
 });
 
-describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (§10.15, §10.17, §10.18, §10.28, §13)', () => {
+describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (docs/kernel-behaviour.md#acpi-plug, docs/kernel-behaviour.md#adding-memory, docs/kernel-behaviour.md#memmap_on_memory, docs/kernel-behaviour.md#zone-and-node-spans)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: MemTotal grows by exactly 1048576 kB for 1 GiB online_movable and returns after the unplug`, async () => {
       const m = await machine({ kernel, cmdline: ['memhp_default_state=online_movable'] });
@@ -585,7 +585,7 @@ describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (§10.15, §1
     await off(43); // a hole in the middle: present drops, the span stays
     assert.deepEqual(await zone(m, 1, 'Movable'), { free: 163840, spanned: 196608, present: 163840, managed: 163840, start: 1343488 });
     for (const id of [41, 42, 44, 45, 46]) await off(id);
-    // §10.28, guest: the emptied zone reads spanned 0, present 0, managed 0, without start_pfn.
+    // docs/kernel-behaviour.md#zone-and-node-spans, guest: the emptied zone reads spanned 0, present 0, managed 0, without start_pfn.
     assert.deepEqual(await zone(m, 1, 'Movable'), { free: 0, spanned: 0, present: 0, managed: 0 });
     assert.deepEqual(await zone(m, 1, 'Normal'), { free: 0, spanned: 0, present: 0, managed: 0 });
     await m.sysfs.write(`${M}/memory45/state`, 'online_movable');
@@ -593,7 +593,7 @@ describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (§10.15, §1
     assert.deepEqual(m.checkInvariants(), []);
   });
 
-  it('iomem: one System RAM entry per DIMM, not merged, gone after the unplug; add_memory too (§5.2, §10.17)', async () => {
+  it('iomem: one System RAM entry per DIMM, not merged, gone after the unplug; add_memory too (docs/kernel-behaviour.md#adding-memory)', async () => {
     // Movable, so the DIMM can go again (a node's first Normal memory keeps a page of the kernel's).
     const m = await machine({ kernel: '6.12', autoOnline: 'online_movable' });
     const ram = async () => (await m.sysfs.read('/proc/iomem')).split('\n').filter((l) => l.endsWith(' : System RAM'));
@@ -613,7 +613,7 @@ describe('sysfs ABI: /proc/meminfo, /proc/zoneinfo and /proc/iomem (§10.15, §1
   });
 });
 
-describe('sysfs ABI: uevents in the kernel order (§2.5, §5.3, §5.4, §10.11, §10.20)', () => {
+describe('sysfs ABI: uevents in the kernel order (docs/kernel-behaviour.md#writes-to-state-and-online, docs/kernel-behaviour.md#adding-memory, docs/kernel-behaviour.md#removing-memory, docs/kernel-behaviour.md#acpi-eject)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: add for every block before any online; offline for every block before any remove`, async () => {
       const m = await machine({ kernel, cmdline: ['memhp_default_state=online_movable'] });
@@ -643,11 +643,11 @@ describe('sysfs ABI: uevents in the kernel order (§2.5, §5.3, §5.4, §10.11, 
     const mark = m.trace.length;
     await m.unplugDimm('d1');
     assert.deepEqual(uevents(m), ['add memory40', 'add memory41', 'online memory40', 'offline memory40', 'remove memory40', 'remove memory41']);
-    assert.deepEqual(m.trace.events().slice(mark).filter((r) => r.type === 'notify'), [], 'no notifier event for offline blocks (§13)');
+    assert.deepEqual(m.trace.events().slice(mark).filter((r) => r.type === 'notify'), [], 'no notifier event for offline blocks');
   });
 });
 
-describe('sysfs ABI: hwpoison through hard_offline_page and soft_offline_page (§2.3, §2.5, §13)', () => {
+describe('sysfs ABI: hwpoison through hard_offline_page and soft_offline_page (docs/kernel-behaviour.md#other-files)', () => {
   for (const kernel of KERNELS) {
     it(`${kernel}: a poisoned page ${kernel === '6.1' ? 'does not stop' : 'makes'} the next online of its block ${kernel === '6.1' ? '' : 'fail EHWPOISON'}`.trimEnd(), async () => {
       const m = await machine({ kernel, autoOnline: 'offline' });

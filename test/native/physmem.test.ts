@@ -429,7 +429,7 @@ describe('native PhysMem', () => {
     });
   });
 
-  describe('zone span bookkeeping (kernel-spec §3.6)', () => {
+  describe('zone span bookkeeping (docs/kernel-behaviour.md#zone-and-node-spans)', () => {
     function fourBlocks(): PhysMem {
       const pm = new PhysMem();
       pm.addSections(4 * S, 4 * S, 0);

@@ -142,7 +142,7 @@ for (const spec of SPECS) {
       assert.deepEqual(await blockStates([first, first + 1]), ['online Movable 1', 'online Movable 1']);
       assert.equal(await g.sysfs.read('/sys/devices/system/node/has_memory'), '0-1\n');
       assert.equal((await memTotalKb()) - total0, 256 * 1024);
-      // kernel-spec §11: driver-managed memory, one merged resource, inside the device's whole region.
+      // docs/kernel-behaviour.md#virtio-mem: driver-managed memory, one merged resource, inside the device's whole region.
       const iomem = await g.sysfs.read('/proc/iomem');
       const hex = (n: number): string => n.toString(16);
       assert.match(iomem, new RegExp(`^${hex(d.memaddr)}-${hex(d.memaddr + d.maxSize - 1)} : virtio\\d+\n  ${hex(d.memaddr)}-${hex(d.memaddr + 256 * MiB - 1)} : System RAM \\(virtio_mem\\)$`, 'm'), iomem);

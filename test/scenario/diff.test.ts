@@ -285,7 +285,7 @@ describe('differ', () => {
     s[1]!.snapshot = snap({ memory32: block('online', 'Movable'), memory33: block('online', 'Normal') });
     const exceptions = validateExceptions({
       exceptions: [
-        { name: 'zones-6.1', reason: 'the model re-picks the zone differently (kernel-spec §12.6)', kernels: [6.1], scenario: 'hand-*', kind: 'snapshot', match: 'memory33/valid_zones' },
+        { name: 'zones-6.1', reason: 'the model re-picks the zone differently (docs/kernel-behaviour.md#acpi-eject)', kernels: [6.1], scenario: 'hand-*', kind: 'snapshot', match: 'memory33/valid_zones' },
         { name: 'other-kernel', reason: 'only on 7.x', kernels: ['latest'], match: 'valid_zones' },
       ],
     });

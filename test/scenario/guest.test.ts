@@ -92,7 +92,7 @@ describe('scenarios on real guests', function () {
     }
     assert.deepEqual(plugged!.snapshot!.node, { has_memory: '0-1', has_normal_memory: '0', nodes: { node0: ['memory0', 'memory1', 'memory2', 'memory3'], node1: ['memory32', 'memory33'] } });
 
-    // /proc and the firmware map (kernel-spec §10.15, §10.17): 65536 pages in node 1's Movable zone, MemTotal
+    // /proc and the firmware map (docs/kernel-behaviour.md#acpi-plug, docs/kernel-behaviour.md#other-files): 65536 pages in node 1's Movable zone, MemTotal
     // up by 256 MiB from the baseline, one System RAM resource and one firmware memmap entry for the DIMM.
     const ram = (st: StepObservation | undefined): RamSnapshot => st!.snapshot!.ram!;
     const zones = (st: StepObservation | undefined) => ram(st).zoneinfo as Record<string, Record<string, ZoneSnapshot>>;
@@ -118,7 +118,7 @@ describe('scenarios on real guests', function () {
     assert.deepEqual(zones(oneOffline).node1!.Movable, { spanned: '32768', present: '32768', managed: '32768', start_pfn: '1048576' }, 'the span shrinks');
 
     // Unplug: ACPI offlines the remaining block (the node's last memory), removes both, QEMU deletes the DIMM;
-    // zoneinfo, MemTotal, iomem and the firmware map are as at boot again (§10.20).
+    // zoneinfo, MemTotal, iomem and the firmware map are as at boot again (docs/kernel-behaviour.md#acpi-eject).
     assert.deepEqual(notifies(unplug!), ['NODE_REMOVING_LAST_MEMORY@nid1', 'MEM_GOING_OFFLINE@0x100000', 'NODE_REMOVED_LAST_MEMORY@nid1', 'MEM_OFFLINE@0x100000']);
     assert.deepEqual(uevents(unplug!).sort(), ['offline memory32', 'remove memory32', 'remove memory33']);
     assert.deepEqual(qmp(unplug!).slice(0, 2), ['ACPI_DEVICE_OST', 'DEVICE_DELETED']);

@@ -167,7 +167,7 @@ describe('snapshots of /proc and the firmware memory map', () => {
     assert.equal([...flattenSnapshot(snapshot(undefined)).keys()].filter((k) => !k.startsWith('/sys/devices')).length, 0, 'an old snapshot has none');
   });
 
-  it('the simulator: a 1 GiB DIMM onlined Movable (kernel-spec §10.15, §10.17), and back after the unplug (§10.20)', async () => {
+  it('the simulator: a 1 GiB DIMM onlined Movable (docs/kernel-behaviour.md#acpi-plug), and back after the unplug (docs/kernel-behaviour.md#acpi-eject)', async () => {
     const m = await Machine.create({ kernel: '6.12', memory: '512M', nodes: 2, maxMemory: '8G', autoOnline: 'online_movable' });
     try {
       const before = await takeSnapshot(m.sysfs);

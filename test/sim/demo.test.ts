@@ -11,7 +11,7 @@ describe('main-job demo (npm start)', () => {
     assert.match(text, /notify {2}node:NODE_ADDING_FIRST_MEMORY\(1\) nid=1/);
     assert.match(text, /ACPI_DEVICE_OST .*"source":3,"status":130/, 'the first eject is refused with _OST 0x82');
     assert.match(text, /-> refused: EBUSY/);
-    assert.match(text, /40-45 +1 +Normal/, 're-onlined blocks come back Normal under contig-zones (kernel-spec.md §8.3, §13)');
+    assert.match(text, /40-45 +1 +Normal/, 're-onlined blocks come back Normal under contig-zones (docs/kernel-behaviour.md#acpi-eject)');
     assert.match(text, /DEVICE_DELETED \{"device":"dimm1"/);
     assert.match(text, /invariants: ok; lock validator: 0 reports/);
     assert.equal(m.dimms.size, 0);
