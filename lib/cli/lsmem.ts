@@ -12,7 +12,7 @@
 import { Command, Option } from 'commander';
 import { MemhpError } from '../errors.js';
 import { Machine } from '../kernel/machine.js';
-import { zodIssues, machineSchema, STEP_SCHEMAS } from '../scenario/schema.js';
+import { KERNEL_NAMES, machineSchema, STEP_SCHEMAS, zodIssues } from '../scenario/schema.js';
 import { simMachineOptions } from '../scenario/sim.js';
 import { lsmem } from '../sim/lsmem.js';
 import { PassthroughCommand, processIo, type CommandOptions } from './io.js';
@@ -168,7 +168,7 @@ export function lsmemCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const cmd = new PassthroughCommand('lsmem')
     .description("lsmem(1) of a simulated machine: util-linux lsmem reads the machine's sysfs (arguments after -- go to lsmem)")
-    .option('--kernel <version>', 'kernel profile: 6.1, 6.12, 7.2 or latest', 'latest')
+    .option('--kernel <version>', `kernel profile: ${KERNEL_NAMES.join(', ')}`, 'latest')
     .option('--memory <size>', 'boot RAM on node 0', '4G')
     .option('--nodes <n>', 'NUMA nodes (node 1.. memoryless)', '2')
     .option('--max-memory <size>', 'maxmem', '64G')

@@ -18,7 +18,7 @@ import { AddonLoadError } from '../native/addon.js';
 import { formatSteps } from '../scenario/diff.js';
 import { ScenarioError, ScenarioRunError } from '../scenario/errors.js';
 import type { Observation, StepObservation } from '../scenario/observation.js';
-import { kernelsSchema, loadScenario, MAX_SCENARIO_BYTES, parseScenario, zodIssues, type Scenario, type ScenarioKernel } from '../scenario/schema.js';
+import { KERNEL_NAMES, kernelsSchema, loadScenario, MAX_SCENARIO_BYTES, parseScenario, zodIssues, type Scenario, type ScenarioKernel } from '../scenario/schema.js';
 import { createSimMachine, runOnMachine } from '../scenario/sim.js';
 import { lsmem } from '../sim/lsmem.js';
 import { EXIT, failureText, PassthroughCommand, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
@@ -103,7 +103,7 @@ export function simCommand(opts: CommandOptions = {}): Command {
   const cmd = new PassthroughCommand('sim')
     .description('run scenarios on the simulator: step results, then lsmem of the machine (arguments after -- go to lsmem)')
     .argument('<scenario...>', "scenario files (.yaml, .yml or .json); '-' reads one from standard input")
-    .option('--kernel <version>', "kernel profile: 6.1, 6.12, 7.2 or latest (default: each scenario's first)", kernelArg)
+    .option('--kernel <version>', `kernel profile: ${KERNEL_NAMES.join(', ')} (default: each scenario's first)`, kernelArg)
     .option('--json', 'print each Observation as one line of JSON instead')
     .option('-v, --verbose', "print every kernel log line of every step (default: a failed or unmet step's, and another's first)");
   addLsmemOptions(cmd, { json: false });

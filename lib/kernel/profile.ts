@@ -246,6 +246,13 @@ export type KernelSpec = KernelVersion | 'latest';
 /** The newest modelled version, what 'latest' means. */
 export const LATEST: KernelVersion = '7.2';
 
+/** Every kernel version memhp simulates, oldest first: the one kernel table the CLI, schema and harness derive theirs from. */
+export const KERNEL_VERSIONS: readonly KernelVersion[] = (Object.keys(PROFILES) as KernelVersion[]).sort((a, b) => {
+  const [am = 0, an = 0] = a.split('.').map(Number);
+  const [bm = 0, bn = 0] = b.split('.').map(Number);
+  return am - bm || an - bn;
+});
+
 /**
  * The profile for a version name. Accepts 'latest' and full release strings such as '6.12.107+deb13-amd64'
  * (matched on major.minor, then on major for 7.x), so a guest can pick its profile from `uname -r`.

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { LATEST } from '../kernel/profile.js';
 import { ScenarioError } from './errors.js';
-import { parseDocument, zodIssues, type ScenarioFormat } from './schema.js';
+import { KERNEL_NAMES, parseDocument, zodIssues, type ScenarioFormat, type ScenarioKernel } from './schema.js';
 
 /** What part of an observation a difference is in. */
 export type DifferenceKind = 'meta' | 'result' | 'trace' | 'snapshot' | 'census' | 'expect';
@@ -49,7 +49,7 @@ const exceptionSchema = z.strictObject({
   reason: z.string({ error: 'expected the reason for the divergence' }).min(1, 'expected the reason for the divergence'),
   kernels: z
     .array(
-      z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.enum(['6.1', '6.12', '7.2', 'latest'], { error: 'expected a kernel: 6.1, 6.12, 7.2, latest' })),
+      z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.enum(KERNEL_NAMES as [ScenarioKernel, ...ScenarioKernel[]], { error: `expected a kernel: ${KERNEL_NAMES.join(', ')}` })),
       { error: 'expected the list of kernels it concerns' },
     )
     .min(1, 'expected at least one kernel')

@@ -28,7 +28,7 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
-import type { OnlineType } from '../kernel/profile.js';
+import { KERNEL_VERSIONS, LATEST, type KernelSpec, type OnlineType } from '../kernel/profile.js';
 import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/constants.js';
 import { sizeBytes } from '../size.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
@@ -37,7 +37,7 @@ import { ScenarioError, type ScenarioIssue } from './errors.js';
 // Types (hand-written for their TSDoc; the schemas below are checked against them).
 
 /** A kernel a scenario runs on: a modelled version, or 'latest' (the newest, sid's kernel). */
-export type ScenarioKernel = '6.1' | '6.12' | '7.2' | 'latest';
+export type ScenarioKernel = KernelSpec;
 
 /** A size: a byte count or a string with a binary unit as QEMU reads `-m` ('512M', '1G'). */
 export type SizeText = string;
@@ -275,9 +275,13 @@ export interface Scenario {
 // ---------------------------------------------------------------------------------------------
 // Schemas.
 
-/** The kernels a scenario may name, in the order a full run visits them. */
-export const SCENARIO_KERNELS: readonly ScenarioKernel[] = ['6.1', '6.12', 'latest'];
-const KERNEL_NAMES = ['6.1', '6.12', '7.2', 'latest'] as const satisfies readonly ScenarioKernel[];
+/**
+ * The kernels a full run visits, in order: every profile's version (lib/kernel/profile.ts), the newest
+ * as 'latest'.
+ */
+export const SCENARIO_KERNELS: readonly ScenarioKernel[] = [...KERNEL_VERSIONS.filter((v) => v !== LATEST), 'latest'];
+/** The kernels a scenario may name: every version, and 'latest'. */
+export const KERNEL_NAMES: readonly ScenarioKernel[] = [...KERNEL_VERSIONS, 'latest'];
 const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const satisfies readonly OnlineType[];
 const ERRNO_EXAMPLES = 'such as EBUSY, EINVAL, ENOMEM, or E<n> for a number without a name';
 const INJECT_ACTIONS = ['MEM_GOING_ONLINE', 'MEM_GOING_OFFLINE'] as const satisfies readonly InjectAction[];
@@ -353,7 +357,7 @@ const cmdlineSchema = z.preprocess(
 export const kernelsSchema = z.preprocess(
   (v) => (Array.isArray(v) ? v.map(numberAsText) : v === undefined ? undefined : [numberAsText(v)]),
   z
-    .array(z.enum(KERNEL_NAMES, { error: `expected a kernel: ${list(KERNEL_NAMES)} (quote versions in YAML: '6.10' reads as 6.1)` }))
+    .array(z.enum(KERNEL_NAMES as [ScenarioKernel, ...ScenarioKernel[]], { error: `expected a kernel: ${list(KERNEL_NAMES)} (quote versions in YAML: '6.10' reads as 6.1)` }))
     .min(1, 'expected at least one kernel'),
 );
 
