@@ -628,6 +628,18 @@ export class Guest implements HotplugTarget {
     if (t) this.trace.add(t);
   }
 
+  /**
+   * The kernel log lines printed since the last call, without their timestamps: `dmesg -c` reads the
+   * ring buffer (written as printk runs, unlike the console, which 7.x prints from a thread) and clears it.
+   */
+  async kernelLog(): Promise<string[]> {
+    const out = await this.agent.sh('dmesg -c');
+    return out
+      .split('\n')
+      .map((l) => l.replace(/^\[\s*\d+\.\d+\] ?/, ''))
+      .filter((l) => l.length > 0);
+  }
+
   /** The guest's uptime in seconds (its own clock, /proc/uptime). */
   async uptime(): Promise<number> {
     return Number((await this.agent.read('/proc/uptime')).split(' ')[0]);

@@ -84,6 +84,7 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
       ...run,
       kind: 'guest',
       release: g.boot.ready.release,
+      kernelLog: () => g.kernelLog(),
       handlers: {
         sh: (s) => runSh(g, s),
         write: async (s, ctx) => inexpressible(s.path, s.value) ?? DEFAULT_HANDLERS.write(s, ctx),

@@ -123,8 +123,8 @@ export interface StepObservation {
   /** For a `snapshot` step. */
   readonly snapshot?: Snapshot;
   /**
-   * Kernel log lines the step produced, in order (on the simulator: the Machine.dmesg lines appended while
-   * it ran, lib/scenario/sim.ts); absent when it logged none or the target does not record them.
+   * Kernel log lines the step produced, in order, without timestamps (the simulator: the Machine.dmesg
+   * lines appended while it ran; a guest: `dmesg -c` after it); absent when it logged none. Never compared.
    */
   readonly dmesg?: readonly string[];
   /** For a `census` step: path (or /proc key) → its line (lib/scenario/census.ts). */

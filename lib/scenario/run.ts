@@ -73,6 +73,11 @@ export interface RunOptions {
   snapshot?: Snapshotter;
   /** Called after each step (progress output). */
   onStep?: (s: StepObservation) => void;
+  /**
+   * The kernel log lines the target printed since the last call (its dmesg). Called once before step 0
+   * (those lines are the boot's and are dropped) and after each step: a step's lines are its `dmesg`.
+   */
+  kernelLog?: () => Promise<readonly string[]>;
 }
 
 async function loadInjection(ctx: StepContext, priority: number): Promise<void> {
@@ -168,6 +173,8 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
   } catch (e) {
     throw new ScenarioRunError(`${scenario.name}: baseline snapshot before step 0 failed: ${(e as Error).message ?? String(e)}`, -1, observation(), e);
   }
+  const kernelLog = opts.kernelLog;
+  if (kernelLog) await kernelLog().catch((e: unknown) => Promise.reject(new ScenarioRunError(`${scenario.name}: cannot read the kernel log: ${(e as Error).message}`, -1, observation(), e)));
   t0 = performance.now(); // `ms` counts the steps only
   for (const [index, step] of scenario.steps.entries()) {
     const text = stepText(step);
@@ -191,6 +198,12 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
     }
     const ms = performance.now() - s0;
     const unmet = checkExpectation(step, result);
+    let dmesg: readonly string[] = [];
+    try {
+      if (kernelLog) dmesg = await kernelLog();
+    } catch (e) {
+      throw new ScenarioRunError(`${scenario.name}: step ${index} (${text}): cannot read the kernel log: ${(e as Error).message ?? String(e)}`, index, observation(), e);
+    }
     const so: StepObservation = {
       index,
       text,
@@ -200,6 +213,7 @@ export async function runScenario(target: HotplugTarget, scenario: Scenario, opt
       trace: target.trace.events().slice(traceStart),
       ...(snap ? { snapshot: snap } : {}),
       ...(census ? { census } : {}),
+      ...(dmesg.length ? { dmesg } : {}),
       ms,
     };
     steps.push(so);

@@ -115,25 +115,14 @@ export function simHandlers(machine: Machine): StepHandlers {
  * handlers. The machine is left open: who made it closes it.
  */
 export async function runOnMachine(machine: Machine, scenario: Scenario, opts: Omit<SimRunOptions, 'kernel' | 'machine'> = {}): Promise<Observation> {
-  // A step's kernel log lines: those Machine.dmesg gained from the end of the step before to the end of
-  // this one (nothing runs between one step's end and the next one's start; the baseline snapshot logs nothing).
-  const logged = new Map<number, readonly string[]>();
+  // A step's kernel log lines: those Machine.dmesg gained since the step before ended.
   let mark = machine.dmesg.length;
-  const withLog = (s: StepObservation): StepObservation => (logged.has(s.index) ? { ...s, dmesg: logged.get(s.index)! } : s);
-  const withLogs = (o: Observation): Observation => ({ ...o, steps: o.steps.map(withLog) });
-  const onStep = (s: StepObservation): void => {
-    if (machine.dmesg.length > mark) logged.set(s.index, machine.dmesg.slice(mark));
+  const kernelLog = async (): Promise<readonly string[]> => {
+    const lines = machine.dmesg.slice(mark);
     mark = machine.dmesg.length;
-    opts.onStep?.(withLog(s));
+    return lines;
   };
-  try {
-    return withLogs(await runScenario(machine, scenario, { ...opts, kind: 'sim', handlers: { ...simHandlers(machine), ...opts.handlers }, onStep }));
-  } catch (e) {
-    if (!(e instanceof ScenarioRunError && e.observation)) throw e;
-    const withObserved = new ScenarioRunError(e.message, e.step, withLogs(e.observation), e.cause);
-    withObserved.stack = e.stack;
-    throw withObserved;
-  }
+  return runScenario(machine, scenario, { ...opts, kind: 'sim', handlers: { ...simHandlers(machine), ...opts.handlers }, kernelLog });
 }
 
 /**

@@ -13,6 +13,7 @@ import { ScenarioRunError } from '../../lib/scenario/errors.js';
 import { runOnGuest } from '../../lib/scenario/guest.js';
 import type { FileValue, Observation, RamSnapshot, StepObservation, ZoneSnapshot } from '../../lib/scenario/observation.js';
 import { loadScenario, parseScenario, type Scenario } from '../../lib/scenario/schema.js';
+import { runOnSimulator } from '../../lib/scenario/sim.js';
 import { takeSnapshot } from '../../lib/scenario/snapshot.js';
 import { ourQemus } from '../qemus.js';
 
@@ -143,6 +144,23 @@ steps:
     timing(o);
     assert.deepEqual(o.steps.map((x) => x.result.status), ['ok', 'ok', 'ok', 'n/a', 'n/a']);
     assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => x.unmet), []);
+  });
+
+  it('a step\'s kernel log lines are in its observation, as on the simulator: a 64 MiB DIMM the kernel cannot add', async () => {
+    const scenario = parseScenario(`
+machine: {kernel: ['latest'], memory: 512M}
+steps:
+  - plug: {id: d1, size: 64M}
+  - sh: 'echo memhp-marker > /dev/kmsg'
+  - snapshot
+`);
+    const o = await runOnGuest(scenario, { kernel: 'latest' });
+    timing(o);
+    const sim = await runOnSimulator(scenario, { kernel: 'latest' });
+    assert.deepEqual(o.steps[0]!.dmesg, sim.steps[0]!.dmesg, 'the same lines as the simulator');
+    assert.match(o.steps[0]!.dmesg!.join('\n'), /^Block size \[0x8000000\] unaligned hotplug range: start 0x100000000, size 0x4000000$/m);
+    assert.ok(o.steps[1]!.dmesg?.some((l) => l.endsWith('memhp-marker')), `step 1 logged the marker: ${JSON.stringify(o.steps[1]!.dmesg)}`);
+    assert.equal(o.steps[2]!.dmesg, undefined, 'a step that printed nothing has no dmesg');
   });
 
   it('inject-going-online on 6.12: the injected ENOMEM vetoes the online; the differ ignores the uninitialised nids', async () => {
