@@ -26,7 +26,7 @@ import type { Observation } from '../scenario/observation.js';
 import { loadScenario, type Scenario, type ScenarioKernel } from '../scenario/schema.js';
 import { runOnSimulator } from '../scenario/sim.js';
 import { failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
-import { SCENARIO_EXIT, kernelArg, troubleMessage } from './sim.js';
+import { SCENARIO_EXIT, formatStepsWithDetails, kernelArg, troubleMessage } from './sim.js';
 
 /** The profile a kernel name stands for ('latest' → '7.2'), to compare kernel lists. */
 const profileOf = (k: ScenarioKernel): string => getProfile(k).name;
@@ -91,7 +91,7 @@ export async function conformScenario(scenario: Scenario, kernel: ScenarioKernel
     return { scenario: scenario.name, kernel: profileOf(kernel), error: troubleMessage(e), seconds: seconds(), ...(output ? { output } : {}), ...(sim ? { sim } : {}), ...(partial?.target === 'guest' ? { guest: partial } : {}) };
   }
   const report: DiffReport = diffObservations(guest, sim, { ...(opts.exceptions ? { exceptions: opts.exceptions } : {}) });
-  return { scenario: scenario.name, kernel: report.kernel, report, seconds: seconds(), output: `${formatSteps(guest)}\n${formatSteps(sim)}`, guest, sim };
+  return { scenario: scenario.name, kernel: report.kernel, report, seconds: seconds(), output: `${formatStepsWithDetails(guest, true)}\n${formatStepsWithDetails(sim, true)}`, guest, sim };
 }
 
 interface ConformCliOpts {
