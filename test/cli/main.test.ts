@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { main, version } from '../../lib/cli/main.js';
+import { oneDimmPeer } from '../qmp/one-dimm-peer.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -71,30 +71,16 @@ describe('memhp: one error path', () => {
   });
 
   it('qmp: a tcp:HOST:PORT socket; --json is an array of outcomes, on success and on failure', async () => {
-    // A QMP peer on TCP with one DIMM: the greeting, then an answer to each command.
-    const dimm = { type: 'dimm', data: { id: 'd1', addr: 2 ** 32, size: 2 ** 30, slot: 0, node: 1, memdev: '/objects/mem-d1', hotplugged: true, hotpluggable: true } };
-    const server = net.createServer((c) => {
-      c.write('{"QMP": {"version": {"qemu": {"major": 9, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}\n');
-      let buf = '';
-      c.on('data', (d: Buffer) => {
-        buf += d.toString();
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const cmd = JSON.parse(buf.slice(0, nl)) as { execute: string; id?: string };
-          buf = buf.slice(nl + 1);
-          c.write(`${JSON.stringify({ return: cmd.execute === 'query-memory-devices' ? [dimm] : {}, id: cmd.id })}\n`);
-        }
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const peer = await oneDimmPeer();
+    const { port } = peer;
     try {
-      const { port } = server.address() as net.AddressInfo;
       const ok = await run(['qmp', '--socket', `tcp:127.0.0.1:${port}`, '--json', 'list']);
       assert.equal(ok.code, 0, ok.err);
       assert.deepEqual(JSON.parse(ok.out), [{ id: 'd1', ok: true, device: { type: 'dimm', id: 'd1', addr: 2 ** 32, size: 2 ** 30, slot: 0, node: 1, memdev: '/objects/mem-d1', hotplugged: true, hotpluggable: true } }]);
       const text = await run(['qmp', '--socket', `tcp:127.0.0.1:${port}`, 'list']);
       assert.deepEqual(text, { code: 0, out: 'd1\tdimm\t0x100000000\t1 GiB\tnode 1\tslot 0\n', err: '' });
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await peer.close();
     }
     // QEMU unreachable: the same shape, one outcome per device asked for, or one without an id.
     const unplug = await run(['qmp', '--socket', 'package.json', '--json', 'unplug', 'a', 'b']);

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_NAMES, loadCommand, program } from '../../lib/cli/main.js';
+import { oneDimmPeer } from '../qmp/one-dimm-peer.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -63,25 +63,12 @@ describe('the native boundary: the addon is loaded by the first PhysMem, not by 
   });
 
   it('memhp qmp lists the devices of a QMP peer with MEMHP_NATIVE=/nonexistent', async () => {
-    const dimm = { type: 'dimm', data: { id: 'd1', addr: 2 ** 32, size: 2 ** 30, slot: 0, node: 1, memdev: '/objects/mem-d1', hotplugged: true, hotpluggable: true } };
-    const server = net.createServer((c) => {
-      c.write('{"QMP": {"version": {"qemu": {"major": 9, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}\n');
-      let buf = '';
-      c.on('data', (d: Buffer) => {
-        buf += d.toString();
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const cmd = JSON.parse(buf.slice(0, nl)) as { execute: string; id?: string };
-          buf = buf.slice(nl + 1);
-          c.write(`${JSON.stringify({ return: cmd.execute === 'query-memory-devices' ? [dimm] : {}, id: cmd.id })}\n`);
-        }
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const peer = await oneDimmPeer();
+    const { port } = peer;
     try {
-      const { port } = server.address() as net.AddressInfo;
       assert.deepEqual(await memhp('qmp', '--socket', `tcp:127.0.0.1:${port}`, 'list'), { code: 0, out: 'd1\tdimm\t0x100000000\t1 GiB\tnode 1\tslot 0\n', err: '' });
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await peer.close();
     }
     // No QEMU: the QMP failure, not an addon's.
     assert.deepEqual(await memhp('qmp', '--socket', '/nonexistent/qmp.sock', 'list'), {
