@@ -6,7 +6,10 @@
     {
       "target_name": "memhp",
       "sources": [
-        "native/physmem.cc",
+        "native/sparse.cc",
+        "native/page_alloc.cc",
+        "native/page_isolation.cc",
+        "native/memory_hotplug.cc",
         "native/invariants.cc",
         "native/physmem_js.cc",
         "native/addon.cc"

@@ -1,6 +1,7 @@
 // Typed kernel errors inside the native core, turned into JS KernelError at the N-API boundary.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace memhp {
@@ -23,6 +24,10 @@ struct KError {
 [[noreturn]] inline void enoent(std::string msg, int64_t pfn = -1) { fail("ENOENT", 2, std::move(msg), pfn); }
 [[noreturn]] inline void erange(std::string msg, int64_t pfn = -1) { fail("ERANGE", 34, std::move(msg), pfn); }
 
-std::string hex(uint64_t v);
+inline std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+  return buf;
+}
 
 }  // namespace memhp

@@ -8,6 +8,11 @@
 // compound pages: the head carries the state, page[1] carries the order (its nibble is the order, not
 // a code), pages 2.. are TAIL. Allocating, freeing, splitting and merging are therefore O(1) writes
 // whatever the order.
+//
+// The implementation follows the kernel's files: sparse.cc (mm/sparse.c: sections, page-state encoding),
+// page_alloc.cc (mm/page_alloc.c: the buddy allocator), page_isolation.cc (mm/page_isolation.c:
+// pageblock migratetypes, isolation), memory_hotplug.cc (mm/memory_hotplug.c: the page work of
+// online/offline), invariants.cc (the recount), internal.h (mm/internal.h: shared page-state accessors).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -165,7 +170,10 @@ class PhysMem {
   void allocPage(uint64_t pfn, int kind);  // one given free page allocated as `kind` (EBUSY if not free)
 
   // Introspection.
-  const Zone* zone(int nid, int zt) const;
+  const Zone* zone(int nid, int zt) const {
+    size_t i = size_t(nid) * NR_ZONES + size_t(zt);
+    return i < zones_.size() ? zones_[i].get() : nullptr;
+  }
   void nodeSpan(int nid, uint64_t& start, uint64_t& spanned) const;
   bool sectionPresent(uint64_t pfn) const { return sec(pfn) != nullptr; }
   bool sectionOnline(uint64_t pfn) const { const Section* s = sec(pfn); return s && s->online; }

@@ -1,10 +1,12 @@
-// N-API binding of PhysMem. Every argument is checked here and a bad one throws KernelError EINVAL;
-// kernel-style failures from the core (KError) become KernelError with their errno and pfn.
+// N-API binding of PhysMem. Every argument is checked here, through the cursor in args.h (left to right:
+// the first bad argument is the one reported), and a bad one throws KernelError EINVAL; kernel-style
+// failures from the core (KError) become KernelError with their errno and pfn.
 #include "physmem_js.h"
 
-#include <cmath>
 #include <new>
 #include <vector>
+
+#include "args.h"
 
 namespace memhp {
 
@@ -37,50 +39,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F&& body) {
   } catch (const std::bad_alloc&) {
     throwJs(info.Env(), KError{"ENOMEM", 12, "PhysMem: out of host memory", -1});
   }
-}
-
-std::string argName(const char* method, const char* name) { return std::string("PhysMem.") + method + ": argument '" + name + "'"; }
-
-uint64_t argU64(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name, uint64_t max) {
-  if (info.Length() <= i || !info[i].IsNumber()) einval(argName(method, name) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d < 0 || d != std::floor(d) || d > double(max))
-    einval(argName(method, name) + " must be an integer in 0.." + std::to_string(max));
-  return uint64_t(d);
-}
-
-uint64_t argPfn(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name = "pfn") {
-  return argU64(info, i, method, name, MAX_PFN - 1);
-}
-
-int argInt(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name, int lo, int hi) {
-  if (info.Length() <= i || !info[i].IsNumber()) einval(argName(method, name) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || d < lo || d > hi)
-    einval(argName(method, name) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-  return int(d);
-}
-
-int64_t argDelta(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name) {
-  if (info.Length() <= i || !info[i].IsNumber()) einval(argName(method, name) + " must be a number");
-  double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > double(MAX_PFN)) einval(argName(method, name) + " must be an integer page count");
-  return int64_t(d);
-}
-
-bool argBool(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name) {
-  if (info.Length() <= i || !info[i].IsBoolean()) einval(argName(method, name) + " must be a boolean");
-  return info[i].As<Napi::Boolean>().Value();
-}
-
-// A pfn array, copied out of the caller's memory before anything looks at it: the array may sit on a
-// SharedArrayBuffer another thread writes to, so the core must validate and use one private reading.
-std::vector<double> argF64(const Napi::CallbackInfo& info, size_t i, const char* method, const char* name) {
-  if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    einval(argName(method, name) + " must be a Float64Array of pfns");
-  Napi::Float64Array a = info[i].As<Napi::Float64Array>();
-  const double* d = a.Data();
-  return std::vector<double>(d, d + a.ElementLength());
 }
 
 Napi::Number num(Napi::Env env, uint64_t v) { return Napi::Number::New(env, double(v)); }
@@ -127,102 +85,115 @@ PhysMemJs::PhysMemJs(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PhysMemJ
 
 Napi::Value PhysMemJs::AddSections(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    pm_.addSections(argPfn(info, 0, "addSections", "start"), argPfn(info, 1, "addSections", "nr"),
-                    argInt(info, 2, "addSections", "nid", 0, MAX_NUMNODES - 1));
+    Args a(info, "addSections");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    int nid = a.nid();
+    pm_.addSections(start, nr, nid);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::RemoveSections(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    pm_.removeSections(argPfn(info, 0, "removeSections", "start"), argPfn(info, 1, "removeSections", "nr"));
+    Args a(info, "removeSections");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    pm_.removeSections(start, nr);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::InitRange(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "initRange";
-    pm_.initRange(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"), argInt(info, 2, m, "nid", 0, MAX_NUMNODES - 1),
-                  argInt(info, 3, m, "zone", 0, NR_ZONES - 1), argBool(info, 4, m, "reserved"), argBool(info, 5, m, "isolate"),
-                  argInt(info, 6, m, "migratetype", 0, NR_PB_TYPES - 1));
+    Args a(info, "initRange");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    int nid = a.nid(), zt = a.zone();
+    bool reserved = a.flag("reserved"), isolate = a.flag("isolate");
+    int mt = a.integer("migratetype", 0, NR_PB_TYPES - 1);
+    pm_.initRange(start, nr, nid, zt, reserved, isolate, mt);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::InitMemmapOnMemory(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "initMemmapOnMemory";
-    pm_.initMemmapOnMemory(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"), argInt(info, 2, m, "nid", 0, MAX_NUMNODES - 1),
-                           argInt(info, 3, m, "zone", 0, NR_ZONES - 1));
+    Args a(info, "initMemmapOnMemory");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    int nid = a.nid(), zt = a.zone();
+    pm_.initMemmapOnMemory(start, nr, nid, zt);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::OnlinePagesRange(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "onlinePagesRange";
-    pm_.onlinePagesRange(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"), argBool(info, 2, m, "markOnline"));
+    Args a(info, "onlinePagesRange");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    bool markOnline = a.flag("markOnline");
+    pm_.onlinePagesRange(start, nr, markOnline);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::AdjustPresentPages(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    pm_.adjustPresentPages(argPfn(info, 0, "adjustPresentPages"), argDelta(info, 1, "adjustPresentPages", "delta"));
+    Args a(info, "adjustPresentPages");
+    uint64_t pfn = a.pfn();
+    int64_t delta = a.delta("delta");
+    pm_.adjustPresentPages(pfn, delta);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::MarkSectionsOnline(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "markSectionsOnline";
-    pm_.markSectionsOnline(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"));
+    Args a(info, "markSectionsOnline");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    pm_.markSectionsOnline(start, nr);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::IsolateRange(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "isolateRange";
-    pm_.isolateRange(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"), argInt(info, 2, m, "undoMigratetype", -1, NR_PB_TYPES - 1));
+    Args a(info, "isolateRange");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    int undoMt = a.integer("undoMigratetype", -1, NR_PB_TYPES - 1);
+    pm_.isolateRange(start, nr, undoMt);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::UndoIsolateRange(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "undoIsolateRange";
-    pm_.undoIsolateRange(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"), argInt(info, 2, m, "migratetype", -1, NR_PB_TYPES - 1));
+    Args a(info, "undoIsolateRange");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    int mt = a.integer("migratetype", -1, NR_PB_TYPES - 1);
+    pm_.undoIsolateRange(start, nr, mt);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::TestPagesIsolated(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "testPagesIsolated";
-    return Napi::Number::New(info.Env(), double(pm_.testPagesIsolated(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"))));
+    Args a(info, "testPagesIsolated");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    return Napi::Number::New(info.Env(), double(pm_.testPagesIsolated(start, nr)));
   });
 }
 
 Napi::Value PhysMemJs::ScanMovablePages(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "scanMovablePages";
-    return Napi::Number::New(info.Env(), double(pm_.scanMovablePages(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"))));
+    Args a(info, "scanMovablePages");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    return Napi::Number::New(info.Env(), double(pm_.scanMovablePages(start, nr)));
   });
 }
 
 Napi::Value PhysMemJs::MigrateRange(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "migrateRange";
-    uint64_t start = argPfn(info, 0, m, "start"), nr = argPfn(info, 1, m, "nr");
-    if (info.Length() <= 2 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      einval(argName(m, "nodeMask") + " must be a Uint8Array (1 = node allowed)");
-    // Copied once, like the pfn arrays: the core reads its own copy only.
-    Napi::Uint8Array maskArr = info[2].As<Napi::Uint8Array>();
-    if (maskArr.ElementLength() > size_t(MAX_NUMNODES))
-      fail("E2BIG", 7, argName(m, "nodeMask") + " has " + std::to_string(maskArr.ElementLength()) + " entries, more than MAX_NUMNODES (" + std::to_string(MAX_NUMNODES) + ")");
-    std::vector<uint8_t> mask(maskArr.Data(), maskArr.Data() + maskArr.ElementLength());
+    Args a(info, "migrateRange");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    std::vector<uint8_t> mask = a.nodeMask("nodeMask");
     MigrateResult r = pm_.migrateRange(start, nr, mask);
     Napi::Env env = info.Env();
     Napi::Float64Array from = Napi::Float64Array::New(env, r.moved.size());
@@ -245,15 +216,17 @@ Napi::Value PhysMemJs::MigrateRange(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::OfflineIsolatedPages(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "offlineIsolatedPages";
-    return num(info.Env(), pm_.offlineIsolatedPages(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr")));
+    Args a(info, "offlineIsolatedPages");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    return num(info.Env(), pm_.offlineIsolatedPages(start, nr));
   });
 }
 
 Napi::Value PhysMemJs::RemoveRangeFromZone(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    const char* m = "removeRangeFromZone";
-    pm_.removeRangeFromZone(argPfn(info, 0, m, "start"), argPfn(info, 1, m, "nr"));
+    Args a(info, "removeRangeFromZone");
+    uint64_t start = a.pfn("start"), nr = a.count("nr");
+    pm_.removeRangeFromZone(start, nr);
     return info.Env().Undefined();
   });
 }
@@ -262,14 +235,14 @@ Napi::Value PhysMemJs::RemoveRangeFromZone(const Napi::CallbackInfo& info) {
 // shorter than count when memory runs out).
 Napi::Value PhysMemJs::Alloc(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "alloc";
+    Args a(info, "alloc");
     AllocRequest req;
-    req.count = argU64(info, 0, m, "count", uint64_t(1) << 32);
-    req.order = argInt(info, 1, m, "order", 0, MAX_ORDER);
-    req.kind = argInt(info, 2, m, "kind", 0, NR_KINDS - 1);
-    req.nid = argInt(info, 3, m, "nid", 0, MAX_NUMNODES - 1);
-    req.thisNode = argBool(info, 4, m, "thisNode");
-    req.highestZone = argInt(info, 5, m, "highestZone", -1, NR_ZONES - 1);
+    req.count = a.count("count", uint64_t(1) << 32);
+    req.order = a.integer("order", 0, MAX_ORDER);
+    req.kind = a.integer("kind", 0, NR_KINDS - 1);
+    req.nid = a.nid();
+    req.thisNode = a.flag("thisNode");
+    req.highestZone = a.integer("highestZone", -1, NR_ZONES - 1);
     std::vector<uint64_t> pfns = pm_.alloc(req);
     Napi::Float64Array out = Napi::Float64Array::New(info.Env(), pfns.size());
     double* d = out.Data();
@@ -280,31 +253,31 @@ Napi::Value PhysMemJs::Alloc(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::Free(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    std::vector<double> a = argF64(info, 0, "free", "pfns");
-    pm_.freeBlocks(a.data(), a.size());
+    std::vector<double> pfns = Args(info, "free").pfns();
+    pm_.freeBlocks(pfns.data(), pfns.size());
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::Pin(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    std::vector<double> a = argF64(info, 0, "pin", "pfns");
-    pm_.setPinned(a.data(), a.size(), true);
+    std::vector<double> pfns = Args(info, "pin").pfns();
+    pm_.setPinned(pfns.data(), pfns.size(), true);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::Unpin(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    std::vector<double> a = argF64(info, 0, "unpin", "pfns");
-    pm_.setPinned(a.data(), a.size(), false);
+    std::vector<double> pfns = Args(info, "unpin").pfns();
+    pm_.setPinned(pfns.data(), pfns.size(), false);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value PhysMemJs::Hwpoison(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    pm_.hwpoison(argPfn(info, 0, "hwpoison"));
+    pm_.hwpoison(Args(info, "hwpoison").pfn());
     return info.Env().Undefined();
   });
 }
@@ -312,8 +285,10 @@ Napi::Value PhysMemJs::Hwpoison(const Napi::CallbackInfo& info) {
 // allocPage(pfn, kind): that free page, allocated as `kind`.
 Napi::Value PhysMemJs::AllocPage(const Napi::CallbackInfo& info) {
   return guarded(info, [&] {
-    uint64_t pfn = argPfn(info, 0, "allocPage");
-    pm_.allocPage(pfn, argInt(info, 1, "allocPage", "kind", 0, NR_KINDS - 1));
+    Args a(info, "allocPage");
+    uint64_t pfn = a.pfn();
+    int kind = a.integer("kind", 0, NR_KINDS - 1);
+    pm_.allocPage(pfn, kind);
     return info.Env().Undefined();
   });
 }
@@ -323,12 +298,10 @@ Napi::Value PhysMemJs::AllocPage(const Napi::CallbackInfo& info) {
 // The counters flows read on every step, without allocating: [start, spanned, present, managed, free].
 Napi::Value PhysMemJs::ZoneCounters(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    const char* m = "zoneCounters";
-    const Zone* z = pm_.zone(argInt(info, 0, m, "nid", 0, MAX_NUMNODES - 1), argInt(info, 1, m, "zone", 0, NR_ZONES - 1));
-    if (info.Length() <= 2 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[2].As<Napi::Float64Array>().ElementLength() < 5)
-      einval("zoneCounters: out must be a Float64Array of at least 5 elements");
-    Napi::Float64Array out = info[2].As<Napi::Float64Array>();
+    Args a(info, "zoneCounters");
+    int nid = a.nid(), zt = a.zone();
+    const Zone* z = pm_.zone(nid, zt);
+    Napi::Float64Array out = a.out("out", 5);
     out[0] = z ? double(z->start) : 0;
     out[1] = z ? double(z->spanned) : 0;
     out[2] = z ? double(z->present) : 0;
@@ -341,7 +314,9 @@ Napi::Value PhysMemJs::ZoneCounters(const Napi::CallbackInfo& info) {
 Napi::Value PhysMemJs::ZoneInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const Zone* z = pm_.zone(argInt(info, 0, "zoneInfo", "nid", 0, MAX_NUMNODES - 1), argInt(info, 1, "zoneInfo", "zone", 0, NR_ZONES - 1));
+    Args a(info, "zoneInfo");
+    int nid = a.nid(), zt = a.zone();
+    const Zone* z = pm_.zone(nid, zt);
     if (!z) return env.Null();
     Napi::Object o = Napi::Object::New(env);
     o.Set("start", num(env, z->start));
@@ -365,7 +340,7 @@ Napi::Value PhysMemJs::ZoneInfo(const Napi::CallbackInfo& info) {
 Napi::Value PhysMemJs::NodeSpan(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     uint64_t start, spanned;
-    pm_.nodeSpan(argInt(info, 0, "nodeSpan", "nid", 0, MAX_NUMNODES - 1), start, spanned);
+    pm_.nodeSpan(Args(info, "nodeSpan").nid(), start, spanned);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("start", num(info.Env(), start));
     o.Set("spanned", num(info.Env(), spanned));
@@ -375,7 +350,7 @@ Napi::Value PhysMemJs::NodeSpan(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::PageblockInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    uint64_t pfn = argPfn(info, 0, "pageblockInfo");
+    uint64_t pfn = Args(info, "pageblockInfo").pfn();
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("migratetype", Napi::Number::New(info.Env(), pm_.pageblockMigratetype(pfn)));
     o.Set("isolated", Napi::Boolean::New(info.Env(), pm_.pageblockIsolated(pfn)));
@@ -386,7 +361,7 @@ Napi::Value PhysMemJs::PageblockInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::SectionInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    uint64_t pfn = argPfn(info, 0, "sectionInfo");
+    uint64_t pfn = Args(info, "sectionInfo").pfn();
     Napi::Object o = Napi::Object::New(info.Env());
     bool present = pm_.sectionPresent(pfn);
     o.Set("present", Napi::Boolean::New(info.Env(), present));
@@ -401,7 +376,7 @@ Napi::Value PhysMemJs::PageState(const Napi::CallbackInfo& info) {
     uint8_t state;
     int order;
     uint64_t head;
-    pm_.pageState(argPfn(info, 0, "pageState"), state, order, head);
+    pm_.pageState(Args(info, "pageState").pfn(), state, order, head);
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("state", Napi::Number::New(info.Env(), state));
     o.Set("order", Napi::Number::New(info.Env(), order));
@@ -412,8 +387,9 @@ Napi::Value PhysMemJs::PageState(const Napi::CallbackInfo& info) {
 
 Napi::Value PhysMemJs::PageStates(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    uint64_t start = argPfn(info, 0, "pageStates", "start");
-    uint64_t nr = argU64(info, 1, "pageStates", "nr", uint64_t(1) << 30);
+    Args a(info, "pageStates");
+    uint64_t start = a.pfn("start");
+    uint64_t nr = a.count("nr", uint64_t(1) << 30);
     pm_.checkRange(start, nr, "pageStates");  // before the result is sized by nr
     Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), size_t(nr));
     pm_.pageStates(start, nr, out.Data());
