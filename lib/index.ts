@@ -46,7 +46,7 @@ export {
 export { QmpClient, type QmpEvent } from './qmp/client.js';
 export { QmpError, QmpConnectionError, QmpEventOverflowError, QmpTimeoutError, HotplugError, HOTPLUG_CHECK_ERRNO, type HotplugCheck, GuestRejectedError, PlugRejectedError, UnplugRejectedError, HotplugTimeoutError } from './qmp/errors.js';
 export { MemoryHotplug } from './qmp/hotplug.js';
-export { Guest, type GuestOptions, type BootInfo } from './guest/guest.js';
+export { Guest, type GuestOptions, type BootInfo, type BootPhase } from './guest/guest.js';
 export { GuestError } from './guest/errors.js';
 export { prepareKernel, kernelManifest, type PreparedKernel, type GuestKernelSpec } from './guest/kernels.js';
 export * from './scenario/index.js';

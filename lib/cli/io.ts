@@ -39,7 +39,7 @@ Exit codes:
   1   a difference or an unmet expectation (sim, conform, fuzz); a failed operation (qmp: refused,
       timed out, QEMU unreachable)
   2   a usage error or trouble (bad arguments or files, a run that could not complete)
-  64  partial success (qmp: some devices done)`;
+  64  partial success (qmp: some devices done; cache clean: some entries removed)`;
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

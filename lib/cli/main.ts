@@ -6,6 +6,7 @@
  *   memhp sim       scenarios on the simulator (lib/cli/sim.ts)
  *   memhp conform   scenarios on real guests and the simulator, diffed (lib/cli/conform.ts)
  *   memhp fuzz      random scenarios on real guests and the simulator, divergences shrunk (lib/cli/fuzz.ts)
+ *   memhp cache     list or remove the cached kernels and guest snapshots (lib/cli/cache.ts)
  *
  * One error path (lib/cli/io.ts): a failure is one line `memhp <command>: <message>` on stderr, with
  * the stack only under `--debug` or MEMHP_DEBUG=1. The exit codes are the same in every command
@@ -13,7 +14,7 @@
  * or trouble, 64 partial success (qmp).
  *
  * A sub-command's module is imported only when that command runs (or its help is asked for), so
- * `memhp --help`, `--version` and `memhp qmp` load neither the simulator nor its native addon; the
+ * `memhp --help`, `--version`, `memhp qmp` and `memhp cache` load neither the simulator nor its native addon; the
  * addon itself is loaded by the first simulated machine (lib/native/addon.ts).
  */
 import { Command, Help } from 'commander';
@@ -65,6 +66,11 @@ const SUBCOMMANDS: Record<string, { term: string; description: string; load: () 
     term: 'fuzz [options]',
     description: 'differential fuzzing: random scenarios on real guests and on the simulator, divergences shrunk to minimal scenarios',
     load: async () => (await import('./fuzz.js')).fuzzCommand,
+  },
+  cache: {
+    term: 'cache',
+    description: 'the cached kernels and guest snapshots: list them (cache list, the default) or remove them (cache clean)',
+    load: async () => (await import('./cache.js')).cacheCommand,
   },
   demo: {
     term: 'demo',

@@ -86,7 +86,18 @@ export interface GuestOptions {
   snapshot?: 'reuse' | 'off';
   /** The snapshot cache's directory; default `$MEMHP_SNAPSHOT_DIR`, else `<cache dir>/snapshots`. */
   snapshotDir?: string;
+  /**
+   * Told what the boot is doing as it goes (progress output, `memhp conform`): 'kernel' while the
+   * kernel is made ready (checked in the cache, or downloaded and unpacked), 'setup' while the
+   * accelerator is chosen, the initramfs built and the snapshot cache looked up, then 'booting' or
+   * 'restoring' when QEMU starts (again on a retry or after a failed restore), 'saving' while a booted
+   * guest is saved to the snapshot cache.
+   */
+  onPhase?: (phase: BootPhase) => void;
 }
+
+/** What a boot is doing, for {@link GuestOptions.onPhase}. */
+export type BootPhase = 'kernel' | 'setup' | 'booting' | 'restoring' | 'saving';
 
 /** How the boot went. */
 export interface BootInfo {
@@ -269,7 +280,9 @@ export class Guest implements HotplugTarget {
     await reclaimStale(os.tmpdir(), GUEST_DIR); // what SIGKILLed owners left
     const cache = o.snapshot === 'reuse' ? new SnapshotCache(o.snapshotDir) : undefined;
     await cache?.check(); // a snapshot directory another user could write is refused, not skipped
+    o.onPhase?.('kernel');
     const prepared = await prepareKernel(o.kernel ?? 'latest', o.prepare);
+    o.onPhase?.('setup');
     let accel: Accel;
     let reason: string;
     if (!o.accel || o.accel === 'auto') ({ accel, reason } = await detectAccel(o.qemu));
@@ -390,6 +403,7 @@ export class Guest implements HotplugTarget {
     const cmd = [...pdeathsigWrapper(), qemu, ...args];
     // QEMU reads the bzImage through its descriptor 3: the very file checked against its digest here.
     const kernel = await openVerified(prepared.vmlinuz, prepared.digests.vmlinuz);
+    o.onPhase?.(entry ? 'restoring' : 'booting');
     const t0 = performance.now();
     // detached: own session and process group, so one kill reaches QEMU and anything it starts.
     let child: ChildProcess;
@@ -469,7 +483,10 @@ export class Guest implements HotplugTarget {
         await snap!.cache.touch(entry.key);
       } else if (snap && identity && key) {
         if (!chainOffsets) info.snapshotReason = 'not saved: this boot calibrated the chain offsets, so the next boot of this kernel has another initramfs';
-        else await g.#save(snap.cache, key, identity, cmdline);
+        else {
+          o.onPhase?.('saving');
+          await g.#save(snap.cache, key, identity, cmdline);
+        }
       }
     } catch (e) {
       // A crash right after READY (seen under MTTCG: a panic in an interrupt while the probes are read)

@@ -95,6 +95,11 @@ export interface PrepareOptions {
   maxListAgeMs?: number;
   /** Show a progress bar: true, false, or 'auto' (when stderr is a terminal); default 'auto'. */
   progress?: boolean | 'auto';
+  /**
+   * Told how a download goes instead of any bar or line on stderr (a caller that shows its own
+   * progress, as `memhp conform` on a terminal): what is downloaded, its bytes, and the percentage done.
+   */
+  onDownload?: (what: string, bytes: number, percent: number) => void;
   /** Module names to copy out of the package; default {@link DEFAULT_MODULES}. */
   modules?: readonly string[];
   /** Install missing host packages first (as root; else throw naming the command); default true. */
@@ -105,7 +110,7 @@ export interface PrepareOptions {
 const LAYOUT_VERSION = 2;
 
 /** A `uname -r` as Debian names its kernels (a directory name: no slash, no leading dot). */
-const RELEASE = /^\d[\w.+~-]*$/;
+export const RELEASE = /^\d[\w.+~-]*$/;
 /** A module name (a file name in the kernel's directory). */
 const MODULE = /^[\w-]+$/;
 
@@ -158,7 +163,8 @@ async function resolvePackages(apt: PrivateApt): Promise<{ release: string; vers
   return { release, version: image.Version!, pkgs };
 }
 
-function debFile(p: PackageRecord): string {
+/** The file name of a downloaded package in `<cache>/debs/`, as `apt-get download` names it. */
+export function debFile(p: Pick<PackageRecord, 'name' | 'version'>): string {
   return `${p.name}_${p.version.replace(/^\d+:/, '')}_amd64.deb`;
 }
 
@@ -275,7 +281,7 @@ async function doPrepare(suite: KernelSuite, cache: string, opts: PrepareOptions
   await trustedSubdir(debDir, CACHE_ROLE);
   const missing: PackageRecord[] = [];
   for (const p of resolved.pkgs) if (!(await fileMatches(path.join(debDir, debFile(p)), p.sha256))) missing.push(p);
-  if (missing.length > 0) await downloadWithProgress(apt, missing, debDir, opts.progress ?? 'auto');
+  if (missing.length > 0) await downloadWithProgress(apt, missing, debDir, opts.progress ?? 'auto', opts.onDownload);
   for (const p of resolved.pkgs) {
     const f = path.join(debDir, debFile(p));
     if (!(await fileMatches(f, p.sha256))) throw new GuestError(`apt-get download did not produce ${f} with the sha256 of the archive's signed index (${p.sha256})`);
@@ -328,8 +334,15 @@ async function unpackKernel(suite: KernelSuite, resolved: Awaited<ReturnType<typ
 let multibar: cliProgress.MultiBar | undefined;
 let barsOpen = 0;
 
-async function downloadWithProgress(apt: PrivateApt, pkgs: PackageRecord[], dir: string, progress: boolean | 'auto'): Promise<void> {
+async function downloadWithProgress(apt: PrivateApt, pkgs: PackageRecord[], dir: string, progress: boolean | 'auto', onDownload?: PrepareOptions['onDownload']): Promise<void> {
   const total = pkgs.reduce((s, p) => s + p.size, 0);
+  if (onDownload) {
+    const what = `linux ${apt.suite} (${pkgs.map((p) => p.name).join(', ')})`;
+    onDownload(what, total, 0);
+    await apt.download(pkgs.map((p) => `${p.name}=${p.version}`), dir, (pct) => onDownload(what, total, pct));
+    onDownload(what, total, 100);
+    return;
+  }
   const mb = (n: number) => (n / 1e6).toFixed(1);
   const show = progress === 'auto' ? process.stderr.isTTY === true : progress;
   if (!show) {

@@ -3,10 +3,10 @@
  * description, run the steps with the shared runner, and always close the guest, so QEMU never
  * outlives a run, whether it succeeds, a step fails, or the boot does.
  */
-import { Guest, type GuestOptions } from '../guest/guest.js';
+import { Guest, type BootInfo, type GuestOptions } from '../guest/guest.js';
 import { DEFAULT_HANDLERS, type StepOutcome } from './run.js';
 import { ScenarioRunError } from './errors.js';
-import type { Observation } from './observation.js';
+import type { GuestBootSummary, Observation } from './observation.js';
 import { runScenario, type RunOptions } from './run.js';
 import { KernelError } from '../errors.js';
 import { base64 } from '../guest/agent.js';
@@ -22,12 +22,14 @@ export interface GuestRunOptions extends Omit<RunOptions, 'kind' | 'release' | '
    * machine itself comes from the scenario. `boot.snapshot` defaults to 'reuse' here: many scenarios
    * share a machine, and a restored idle guest behaves as a freshly booted one (test/guest/snapshot.test.ts).
    */
-  boot?: Pick<GuestOptions, 'accel' | 'readyTimeoutMs' | 'prepare' | 'qemu' | 'snapshot' | 'snapshotDir'>;
+  boot?: Pick<GuestOptions, 'accel' | 'readyTimeoutMs' | 'prepare' | 'qemu' | 'snapshot' | 'snapshotDir' | 'onPhase'>;
   /**
    * 'script' (default): one agent round trip per snapshot ({@link guestSnapshotter});
    * 'sysfs': the generic path, one round trip per file, as on any HotplugTarget.
    */
   snapshot?: 'script' | 'sysfs';
+  /** Called once the guest is up, before the steps (progress output): how it came up. */
+  onBooted?: (boot: BootInfo) => void;
 }
 
 /** The `Guest.boot` options for a machine description. */
@@ -66,6 +68,12 @@ function inexpressible(path: string, value?: string): StepOutcome | undefined {
   return undefined;
 }
 
+/** How the guest came up, for its observation. */
+function bootSummary(g: Guest): GuestBootSummary {
+  const b = g.boot;
+  return { path: b.path, ms: b.bootMs, accel: b.accel, ...(b.saveMs !== undefined ? { saveMs: b.saveMs } : {}), ...(b.snapshotReason ? { snapshotReason: b.snapshotReason } : {}) };
+}
+
 /**
  * Boot a guest for the scenario, run it, close the guest. A boot failure or a harness failure during
  * the run rejects with {@link ScenarioRunError} (the guest is closed first).
@@ -79,7 +87,8 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
     throw new ScenarioRunError(`${scenario.name}: cannot boot kernel ${kernel}: ${(e as Error).message}`, -1, undefined, e);
   }
   try {
-    const { boot: _boot, snapshot, kernel: _kernel, ...run } = opts;
+    const { boot: _boot, snapshot, kernel: _kernel, onBooted, ...run } = opts;
+    onBooted?.(g.boot);
     const obs = await runScenario(g, scenario, {
       ...run,
       kind: 'guest',
@@ -93,10 +102,10 @@ export async function runOnGuest(scenario: Scenario, opts: GuestRunOptions = {})
       },
       ...(snapshot === 'sysfs' ? {} : { snapshot: guestSnapshotter(g) }),
     });
-    return { ...obs, bootMs: g.boot.bootMs };
+    return { ...obs, bootMs: g.boot.bootMs, guestBoot: bootSummary(g) };
   } catch (e) {
     if (e instanceof ScenarioRunError && e.observation) {
-      throw new ScenarioRunError(e.message, e.step, { ...e.observation, bootMs: g.boot.bootMs }, e.cause);
+      throw new ScenarioRunError(e.message, e.step, { ...e.observation, bootMs: g.boot.bootMs, guestBoot: bootSummary(g) }, e.cause);
     }
     throw e;
   } finally {

@@ -39,7 +39,7 @@ export {
   type CensusStep,
 } from './schema.js';
 export { takeCensus, CENSUS_ROOTS, entryText, resolveLink, type Census } from './census.js';
-export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, FileError, RamSnapshot, ZoneSnapshot, MemmapEntrySnapshot, TargetKind } from './observation.js';
+export type { Observation, StepObservation, StepResult, Snapshot, BlockSnapshot, FileValue, FileError, RamSnapshot, ZoneSnapshot, MemmapEntrySnapshot, TargetKind, GuestBootSummary } from './observation.js';
 export {
   takeSnapshot,
   guestSnapshotter,

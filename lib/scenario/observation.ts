@@ -133,6 +133,20 @@ export interface StepObservation {
   readonly ms: number;
 }
 
+/** How a guest came up, from its `BootInfo` (lib/guest/guest.ts). */
+export interface GuestBootSummary {
+  /** Its kernel booted; booted and then saved to the snapshot cache; or restored from the cache. */
+  readonly path: 'booted' | 'booted-and-saved' | 'restored';
+  /** Host ms from starting QEMU to a usable guest (for a restore: stream loaded, guest checked). */
+  readonly ms: number;
+  /** ms the save took ('booted-and-saved'). */
+  readonly saveMs?: number;
+  /** With snapshots on: why no restore or no save happened when one could have. */
+  readonly snapshotReason?: string;
+  /** The accelerator: 'kvm', 'tcg' or 'tcg-single'. */
+  readonly accel: string;
+}
+
 /** A whole run. */
 export interface Observation {
   /** The scenario's name. */
@@ -147,6 +161,8 @@ export interface Observation {
   readonly ms: number;
   /** Milliseconds to boot the guest (guest runs only). */
   readonly bootMs?: number;
+  /** How the guest came up (guest runs only): booted, booted and saved, or restored from the snapshot cache. */
+  readonly guestBoot?: GuestBootSummary;
   /**
    * A snapshot taken before step 0. The differ measures boot-dependent counters (MemTotal, managed
    * pages of boot zones) from it; absent in observations saved before runs took one.

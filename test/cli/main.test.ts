@@ -60,6 +60,10 @@ const TABLE: [string[], RegExp, number?][] = [
   [['qmp', 'list'], /^memhp qmp: required option '--socket <path>' not specified \(see: memhp qmp --help\)$/],
   [['qmp', '--socket', 'package.json', 'list'], /^memhp qmp: cannot connect to QMP socket package\.json: it is a regular file, not a unix socket \(QEMU: -qmp unix:PATH,server=on,wait=off\)$/, 1],
   [['qmp', '--socket', SOCKET, '--timeout', '5s', 'list'], /^memhp qmp: cannot connect to QMP socket \/nonexistent\/qmp\.sock: connect ENOENT \/nonexistent\/qmp\.sock$/, 1],
+  // cache
+  [['cache', 'clean'], /^memhp cache: say what to remove: --snapshots, --kernels or --all \(see: memhp cache clean --help\)$/],
+  [['cache', 'clean', '--kernel'], /^memhp cache: unknown option '--kernel' \(Did you mean --kernels\?\) \(see: memhp cache --help\)$/],
+  [['cache', 'purge'], /^memhp cache: unknown command 'purge': expected list or clean \(see: memhp cache --help\)$/],
   // fuzz, and memhp itself
   [['fuzz', '--time', 'soon'], /^memhp fuzz: --time soon: expected a duration/],
   [['nosuch'], /^memhp: unknown command 'nosuch'/],
@@ -109,10 +113,10 @@ describe('memhp: one error path', () => {
   });
 
   it('--help of memhp and of every command lists the exit codes', async () => {
-    for (const args of [['--help'], ...['qmp', 'lsmem', 'sim', 'conform', 'fuzz', 'demo'].map((c) => [c, '--help']), ['qmp', 'plug', '--help']]) {
+    for (const args of [['--help'], ...['qmp', 'lsmem', 'sim', 'conform', 'fuzz', 'cache', 'demo'].map((c) => [c, '--help']), ['qmp', 'plug', '--help'], ['cache', 'clean', '--help']]) {
       const r = await run(args);
       assert.equal(r.code, 0, args.join(' '));
-      assert.match(r.out, /\nExit codes:\n {2}0 {3}success\n {2}1 {3}a difference or an unmet expectation .*\n.*\n {2}2 {3}a usage error or trouble .*\n {2}64 {2}partial success \(qmp: some devices done\)\n$/, args.join(' '));
+      assert.match(r.out, /\nExit codes:\n {2}0 {3}success\n {2}1 {3}a difference or an unmet expectation .*\n.*\n {2}2 {3}a usage error or trouble .*\n {2}64 {2}partial success \(qmp: some devices done; cache clean: some entries removed\)\n$/, args.join(' '));
     }
   });
 

@@ -1,11 +1,13 @@
 /**
  * The lazy native boundary: the addon is loaded by the first simulated machine, never by an import.
- * `memhp --help`, `--version` and `memhp qmp` run without a built addon (`MEMHP_NATIVE=/nonexistent`);
+ * `memhp --help`, `--version`, `memhp qmp` and `memhp cache` run without a built addon (`MEMHP_NATIVE=/nonexistent`);
  * a simulator command without one says, in one line, how to build it.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMAND_NAMES, loadCommand, program } from '../../lib/cli/main.js';
 import { oneDimmPeer } from '../qmp/one-dimm-peer.js';
@@ -76,6 +78,20 @@ describe('the native boundary: the addon is loaded by the first PhysMem, not by 
       out: '',
       err: 'memhp qmp: cannot connect to QMP socket /nonexistent/qmp.sock: connect ENOENT /nonexistent/qmp.sock\n',
     });
+  });
+
+  it('memhp cache lists and cleans with MEMHP_NATIVE=/nonexistent', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'memhp-native-cache-'));
+    try {
+      const env = { MEMHP_NATIVE: '/nonexistent', MEMHP_CACHE: path.join(dir, 'cache'), MEMHP_SNAPSHOT_DIR: path.join(dir, 'snapshots') };
+      const run = (...args: string[]) => node("process.exitCode = await (await import('./lib/cli/main.ts')).main(['node', 'memhp', ...process.argv.slice(1)])", args, env);
+      const list = await run('cache');
+      assert.deepEqual([list.code, list.err], [0, '']);
+      assert.match(list.out, /^kernel cache .* none yet\nsnapshot cache .* none yet/);
+      assert.deepEqual(await run('cache', 'clean', '--all'), { code: 0, out: 'nothing to remove\nfreed 0 B\n', err: '' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a simulator command without the addon is one line saying how to build it, exit 2', async () => {
