@@ -89,14 +89,13 @@ export interface HugePool {
 /** The node device files beside its memory links (drivers/base/node.c and friends). */
 export function nodeDeviceFiles(m: Machine, nid: number, mf: MemoryFailureStats, pool: HugePool, parseUevent: (v: string) => unknown): Record<string, SysNode> {
   const cpus = m.cpusOfNode(nid);
-  const nodes = m.nodes.possible;
   const files: Record<string, SysNode> = {
     // compact_store: any write compacts the node (sysfs_compact_node); memhp's buddy has nothing to gain.
     compact: wo(() => undefined),
     cpulist: ro(() => nodeList(cpus)),
     cpumap: ro(() => cpumask(cpus, m.cpus)),
-    // QEMU's default SLIT: 10 to itself, 20 to every other node.
-    distance: ro(() => `${Array.from({ length: nodes }, (_, j) => (j === nid ? 10 : 20)).join(' ')}\n`),
+    // QEMU's default SLIT: 10 to itself, 20 to every other node; node_read_distance lists the online nodes.
+    distance: ro(() => `${[...m.nodes.online].sort((a, b) => a - b).map((j) => (j === nid ? 10 : 20)).join(' ')}\n`),
     hugepages: new StaticDir({ 'hugepages-2048kB': hugepagesDir(m, nid, pool) }),
     subsystem: link('../../../../bus/node'),
     power: powerDir(),

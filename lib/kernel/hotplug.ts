@@ -498,9 +498,20 @@ export async function tryRemoveMemory(ctx: HotplugContext, start: number, size: 
       const rest = [r.start < start ? { ...r, end: start } : null, r.end > start + size ? { ...r, start: start + size } : null].filter((x) => x !== null);
       ctx.resources.splice(i, 1, ...rest);
     }
+    if (blocks.length) tryOfflineNode(ctx, blocks[0]!.nid);
   } finally {
     ctx.locks.memHotplugDone();
   }
+}
+
+/**
+ * `try_offline_node(nid)`: a node that spans no pages any more and has no CPU goes offline again, and its
+ * device (the sysfs directory) with it.
+ */
+function tryOfflineNode(ctx: HotplugContext, nid: number): void {
+  if (ZONE_TYPES.some((z) => zoneSpan(ctx, nid, z).spanned > 0)) return;
+  if (ctx.cpusOfNode(nid).length) return;
+  ctx.nodes.online.delete(nid);
 }
 
 /** `remove_memory(start, size)`: {@link tryRemoveMemory} under device_hotplug_lock. */

@@ -217,8 +217,11 @@ export class Machine implements HotplugTarget, HotplugContext {
       movableNode: opts.movableNode ?? cmd.movableNode ?? false,
     };
     if (this.params.memmapOnMemory === 'force' && !this.kernel.memmapOnMemoryForce) throw new KernelError('EINVAL', `memmap_on_memory=force needs kernel 6.12 or later`);
-    const all = new Set(nodeMemory.map((_, i) => i));
-    this.nodes = { possible: nodeMemory.length, online: all, memory: new Set(), normal: new Set() };
+    // x86 brings a node online at boot when it has memory (numa_register_memblks) or a CPU
+    // (init_cpu_to_node → init_memory_less_node); one with neither stays offline, without a sysfs
+    // directory, until memory is added to it (guests of 6.1, 6.12 and 7.2 show node/online "0" then).
+    this.nodes = { possible: nodeMemory.length, online: new Set(), memory: new Set(), normal: new Set() };
+    for (let nid = 0; nid < nodeMemory.length; nid++) if (nodeMemory[nid]! > 0 || this.cpusOfNode(nid).length) this.nodes.online.add(nid);
     this.offlineRetries = opts.offlineRetries ?? 100;
     this.#boot(opts.bootAllocations === false ? null : { ...DEFAULT_BOOT_ALLOCATIONS, ...opts.bootAllocations });
     this.sysfs = buildSysfs(this);
