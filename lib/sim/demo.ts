@@ -2,7 +2,7 @@
  * The main-job demo (`npm start`): a simulation on the built-in default machine, no QEMU needed.
  *
  * The default machine is QEMU's pc with `-m 4G,slots=8,maxmem=8G`, one vCPU and two NUMA nodes (all boot
- * RAM and the vCPU on node 0, node 1 a memory-only node, as CXL memory shows up), running the newest
+ * RAM and the vCPU on node 0, node 1 without a vCPU or memory, brought online by the DIMM as CXL memory is), running the newest
  * kernel profile. (With a vCPU on node 1 the second eject would fail too: the refused eject re-onlines
  * the blocks Normal, and a node-local kernel allocation at once takes a page of that first Normal memory.) A 1 GiB DIMM is hot-added on node 1,
  * its blocks onlined Movable through sysfs (as a udev rule would), a workload pins one page, the first
@@ -65,7 +65,7 @@ export async function runDemo(print: Printer = console.log): Promise<Machine> {
   // A driver-style notifier, as a kernel module would register one.
   m.memoryNotifier.register((action, arg) => (void [action, arg], NOTIFY_OK), 0);
 
-  print(`memhp demo: kernel ${m.kernel.name} (Debian ${m.kernel.release}) on QEMU pc -m 4G,slots=8,maxmem=8G -smp 1, 2 nodes (node 1 memory-only); block size ${m.blockSize / 2 ** 20} MiB`);
+  print(`memhp demo: kernel ${m.kernel.name} (Debian ${m.kernel.release}) on QEMU pc -m 4G,slots=8,maxmem=8G -smp 1, 2 nodes (node 1 without a vCPU, offline until memory comes); block size ${m.blockSize / 2 ** 20} MiB`);
   await show('boot');
 
   print('');
