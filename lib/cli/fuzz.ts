@@ -5,7 +5,7 @@
  * findings directory with `summary.json` for the campaign.
  *
  *   memhp fuzz [--seed N] [--kernel 6.1,6.12,latest] [--runs N] [--time DURATION] [--findings DIR]
- *              [--exceptions FILE|DIR]… [--no-snapshot] [--no-shrink] [--shrink-runs N] [--json]
+ *              [--exceptions FILE|DIR]… [--no-snapshot] [--no-shrink] [--shrink-runs N] [--jobs N] [--json]
  *
  * The same seed gives the same scenarios. `--runs` counts scenarios per kernel; `--time` bounds the
  * campaign by wall-clock (no run or shrink candidate starts after it); without either, 10 runs per
@@ -49,6 +49,7 @@ interface FuzzCliOpts {
   shrinkRuns: number;
   json?: boolean;
   resume?: boolean;
+  jobs: number;
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -129,6 +130,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
     .option('--no-snapshot', 'boot every guest kernel instead of restoring a saved guest of the same machine')
     .option('--no-shrink', 'report divergences as generated, without shrinking them')
     .option('--shrink-runs <n>', 'candidate runs (guest + simulator) per finding', wholeArg(1), 60)
+    .option('--jobs <n>', 'guests at a time (default 1; up to the number of host cores helps)', wholeArg(1), 1)
     .option('--json', 'print the campaign summary as JSON at the end instead of text')
     .option('--resume', "continue the campaign whose summary.json is in --findings: its runs are kept and the rest made (its seed, kernels and exceptions unless given; --runs counts per kernel over the whole campaign, --time bounds this session)")
     .action(async (o: FuzzCliOpts, cmd: Command) => {
@@ -168,6 +170,7 @@ export function fuzzCommand(opts: CommandOptions = {}): Command {
           ...(o.exceptions.length ? { exceptionsFile: o.exceptions.join(' --exceptions ') } : {}),
           shrink: o.shrink,
           shrinkRuns: o.shrinkRuns,
+          jobs: o.jobs,
           snapshot: o.snapshot,
           ...(prior ? { resume: prior } : {}),
           version: version(),

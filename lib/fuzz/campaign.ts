@@ -67,6 +67,12 @@ export interface CampaignOptions {
    * `runs` still counts per kernel over the whole campaign; `timeMs` bounds this session.
    */
   resume?: CampaignSummary;
+  /**
+   * Runs at a time (default 1): each keeps one guest busy, so up to the host's cores helps. The
+   * scenarios, verdicts and findings are those of a serial campaign; only which of two runs that meet
+   * the same new divergence becomes the finding may differ.
+   */
+  jobs?: number;
   /** The memhp version, recorded per session. */
   version?: string;
   /** Progress. */
@@ -107,7 +113,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
   if (prior && (prior.seed !== o.seed || prior.kernels.join() !== o.kernels.join()))
     throw new RangeError(`cannot resume: the campaign was seed ${prior.seed} on ${prior.kernels.join(',')}, not seed ${o.seed} on ${o.kernels.join(',')}`);
   const before = prior?.elapsedMs ?? 0;
-  const session = { startedAt: new Date().toISOString(), memhp: o.version ?? 'unknown', runs: 0, elapsedMs: 0 };
+  const session = { startedAt: new Date().toISOString(), memhp: o.version ?? 'unknown', jobs: Math.max(1, o.jobs ?? 1), runs: 0, elapsedMs: 0 };
   const summary: CampaignSummary = {
     seed: o.seed,
     kernels: [...o.kernels],
@@ -239,58 +245,84 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     return record('sim-error', name, kernel, sig.key, fail.message.split('\n')[0]!, files, shrink);
   };
 
+  // Work goes to `jobs` workers, each taking the next (index, kernel) when it is free: the guests are
+  // QEMU processes, so N workers keep N guests running. A signature being confirmed and shrunk by one
+  // worker is pending: another worker that meets it waits and counts a duplicate, it does not shrink it again.
+  const pending = new Map<string, Promise<FindingRecord>>();
+  const order = (r: RunRecord): number => r.index * o.kernels.length + o.kernels.indexOf(r.kernel);
+  let saving = Promise.resolve();
+  const save = (): Promise<void> => (saving = saving.then(() => writeSummary(o.findingsDir, summary)));
+  function* work(): Generator<{ index: number; kernel: ScenarioKernel }> {
+    for (let index = 0; o.runs === undefined || index < o.runs; index++) for (const kernel of o.kernels) if (!made.has(`${kernel} ${index}`)) yield { index, kernel };
+  }
+  const queue = work();
   let stoppedEarly = false;
-  outer: for (let index = 0; o.runs === undefined || index < o.runs; index++) {
-    for (const kernel of o.kernels) {
-      if (made.has(`${kernel} ${index}`)) continue;
+
+  const run = async (index: number, kernel: ScenarioKernel): Promise<void> => {
+    const scenarioSeed = mixSeed(o.seed, index, kernel);
+    const name = `${kernel}-${o.seed}-${index}`;
+    const scenario = generateScenario({ kernel, seed: scenarioSeed, name: `fuzz-${name}`, ...(o.minSteps ? { minSteps: o.minSteps } : {}), ...(o.maxSteps ? { maxSteps: o.maxSteps } : {}) });
+    o.onEvent?.({ type: 'run-start', kernel, index, scenario });
+    const r0 = performance.now();
+    const c = await compare(scenario, kernel, o.targets, exceptions);
+    let verdict: RunVerdict;
+    let finding: FindingRecord | undefined;
+    let repeats: FindingRecord | undefined;
+    const key = c.simFailure?.signature.key ?? c.signature?.key;
+    const k = `${kernel} ${key}`;
+    const earlier = key !== undefined ? (known.get(k) ?? pending.get(k)) : undefined;
+    if (earlier) {
+      verdict = 'duplicate';
+      repeats = await earlier;
+      repeats.duplicates++;
+    } else if (c.simFailure) {
+      const p = crashed(scenario, kernel, name, c);
+      pending.set(k, p);
+      verdict = 'sim-error';
+      finding = await p;
+    } else if (c.guestFailure) verdict = 'error';
+    else if (!c.signature) verdict = 'agree';
+    else {
+      const p = diverged(scenario, kernel, name, c);
+      pending.set(k, p.then((x) => x.finding));
+      ({ verdict, finding } = await p);
+    }
+    const rec: RunRecord = {
+      kernel,
+      index,
+      scenario: scenario.name,
+      scenarioSeed,
+      steps: scenario.steps.length,
+      verdict,
+      simMs: Math.round(c.simMs),
+      guestMs: Math.round(c.guestMs),
+      ms: Math.round(performance.now() - r0),
+      ...(key !== undefined ? { signature: key } : {}),
+      ...(finding || repeats ? { finding: (finding ?? repeats)!.dir } : {}),
+      ...(c.guestFailure && !c.simFailure ? { error: c.guestFailure.message } : {}),
+    };
+    // In campaign order whatever order the workers finish in, so a summary reads the same for any `jobs`.
+    const at = summary.runs.findIndex((r) => order(r) > order(rec));
+    summary.runs.splice(at < 0 ? summary.runs.length : at, 0, rec);
+    session.runs++;
+    close();
+    await save();
+    o.onEvent?.({ type: 'run-end', record: rec, ...(finding ? { finding } : {}), summary });
+  };
+
+  const worker = async (): Promise<void> => {
+    for (let next = queue.next(); !next.done; next = queue.next()) {
       if (late()) {
         stoppedEarly = true;
-        break outer;
+        return;
       }
-      const scenarioSeed = mixSeed(o.seed, index, kernel);
-      const name = `${kernel}-${o.seed}-${index}`;
-      const scenario = generateScenario({ kernel, seed: scenarioSeed, name: `fuzz-${name}`, ...(o.minSteps ? { minSteps: o.minSteps } : {}), ...(o.maxSteps ? { maxSteps: o.maxSteps } : {}) });
-      o.onEvent?.({ type: 'run-start', kernel, index, scenario });
-      const r0 = performance.now();
-      const c = await compare(scenario, kernel, o.targets, exceptions);
-      let verdict: RunVerdict;
-      let finding: FindingRecord | undefined;
-      let repeats: FindingRecord | undefined;
-      const key = c.simFailure?.signature.key ?? c.signature?.key;
-      if (key !== undefined && known.has(`${kernel} ${key}`)) {
-        verdict = 'duplicate';
-        repeats = known.get(`${kernel} ${key}`)!;
-        repeats.duplicates++;
-      } else if (c.simFailure) {
-        verdict = 'sim-error';
-        finding = await crashed(scenario, kernel, name, c);
-      } else if (c.guestFailure) verdict = 'error';
-      else if (!c.signature) verdict = 'agree';
-      else ({ verdict, finding } = await diverged(scenario, kernel, name, c));
-      const rec: RunRecord = {
-        kernel,
-        index,
-        scenario: scenario.name,
-        scenarioSeed,
-        steps: scenario.steps.length,
-        verdict,
-        simMs: Math.round(c.simMs),
-        guestMs: Math.round(c.guestMs),
-        ms: Math.round(performance.now() - r0),
-        ...(key !== undefined ? { signature: key } : {}),
-        ...(finding || repeats ? { finding: (finding ?? repeats)!.dir } : {}),
-        ...(c.guestFailure && !c.simFailure ? { error: c.guestFailure.message } : {}),
-      };
-      summary.runs.push(rec);
-      session.runs++;
-      close();
-      await writeSummary(o.findingsDir, summary);
-      o.onEvent?.({ type: 'run-end', record: rec, ...(finding ? { finding } : {}), summary });
+      await run(next.value.index, next.value.kernel);
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.jobs ?? 1) }, worker));
   summary.complete = !stoppedEarly || o.runs === undefined;
   close();
-  await writeSummary(o.findingsDir, summary);
+  await save();
   return summary;
 }
 

@@ -129,6 +129,8 @@ export interface CampaignSession {
   readonly startedAt: string;
   /** The memhp version that ran it (a resumed campaign may span versions). */
   readonly memhp: string;
+  /** Runs at a time (`--jobs`); absent in summaries of older memhp. */
+  readonly jobs?: number;
   /** Runs it made. */
   runs: number;
   /** Milliseconds it ran. */

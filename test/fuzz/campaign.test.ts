@@ -98,6 +98,25 @@ describe('fuzz: campaign on the simulator against a lying simulator', function (
     await assert.rejects(readSummary(path.join(dir, 'nothing')), /no campaign to resume in .*nothing: cannot read .*summary\.json \(ENOENT\)/);
   });
 
+  it('with several jobs runs the same scenarios to the same verdicts, in campaign order, each divergence shrunk once', async () => {
+    const serial = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG]) }, 'serial');
+    const liar = liarTargets([ONLINE_EINVAL_AS_E2BIG]);
+    // Guests that take their time in an order of their own, so the workers finish out of order.
+    let n = 0;
+    const slow: FuzzTargets = { sim: liar.sim, guest: async (...a) => (await new Promise((r) => setTimeout(r, [7, 1, 4, 0, 9][n++ % 5])), liar.guest(...a)) };
+    const par = await campaign({ targets: slow, jobs: 3 }, 'parallel');
+    const key = (r: CampaignSummary['runs'][number]) => [r.kernel, r.index, r.scenarioSeed, r.signature ?? '-', r.verdict === 'duplicate' ? 'diverge' : r.verdict];
+    assert.deepEqual(par.runs.map(key), serial.runs.map(key));
+    assert.deepEqual(par.runs.map((r) => `${r.index} ${r.kernel}`), serial.runs.map((r) => `${r.index} ${r.kernel}`));
+    const sigs = (s: CampaignSummary) => s.findings.map((f) => `${f.kernel} ${f.signature}`).sort();
+    assert.deepEqual(sigs(par), sigs(serial));
+    assert.equal(new Set(sigs(par)).size, par.findings.length, 'one finding per signature');
+    assert.equal(par.findings.reduce((t, f) => t + f.duplicates, 0), par.runs.filter((r) => r.verdict === 'duplicate').length);
+    assert.equal(liar.calls, par.scenariosRun + par.findings.reduce((t, f) => t + 1 + f.shrinkRuns, 0));
+    assert.deepEqual((await readSummary(path.join(dir, 'parallel'))).runs, par.runs);
+    assert.equal(par.sessions?.[0]?.jobs, 3);
+  });
+
   it('a guest that disagrees with itself gives an unstable finding with the guest-vs-guest diff, not shrunk', async () => {
     const s = await campaign({ targets: liarTargets([ONLINE_EINVAL_AS_E2BIG], { flaky: true }), kernels: ['latest'], runs: 30 });
     const f = s.findings.find((x) => x.kind === 'unstable');
