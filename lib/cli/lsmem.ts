@@ -2,16 +2,17 @@
  * `memhp lsmem`: lsmem(1) of a simulated machine — the built-in default one, or one described by flags,
  * optionally with DIMMs plugged first. The real util-linux lsmem reads the machine's exported sysfs.
  *
- *   memhp lsmem [--kernel 6.12] [--memory 4G] [--nodes 2] [--plug 1G@1 …] [--cmdline WORD …] [LSMEM OPTIONS] [-- ARGS]
+ *   memhp lsmem [--kernel 6.12] [--memory 4G] [--nodes 2] [--max-memory 8G] [--plug 1G@1 …] [--cmdline WORD …] [LSMEM OPTIONS] [-- ARGS]
  *
- * The machine flags are checked by the scenario schema's validators (lib/scenario/schema.ts), so a bad
- * value gets the message a scenario file gets. lsmem's own output options (-J, -P, -r, -a, -b, -n,
+ * The machine flags are checked, and their defaults taken, as a scenario's machine (lib/machine-spec.ts),
+ * so a bad value gets the message a scenario file gets. lsmem's own output options (-J, -P, -r, -a, -b, -n,
  * -o LIST, --output-all, -S LIST, --summary[=WHEN]) are options of `memhp lsmem` and `memhp sim` too;
  * arguments after `--` go to lsmem verbatim. `--sysroot` is refused: memhp sets it to the machine.
  */
 import { Command, Option } from 'commander';
 import { MemhpError } from '../errors.js';
 import { Machine } from '../kernel/machine.js';
+import { MACHINE_DEFAULTS } from '../machine-spec.js';
 import { KERNEL_NAMES, machineSchema, STEP_SCHEMAS, zodIssues } from '../scenario/schema.js';
 import { simMachineOptions } from '../scenario/sim.js';
 import { lsmem } from '../sim/lsmem.js';
@@ -107,11 +108,11 @@ export interface MachineFlags {
   /** --kernel: a profile name. */
   kernel: string;
   /** --memory: boot RAM. */
-  memory: string;
+  memory?: string;
   /** --nodes: the NUMA node count. */
-  nodes: string;
+  nodes?: string;
   /** --max-memory: maxmem. */
-  maxMemory: string;
+  maxMemory?: string;
   /** --plug SIZE[@NODE], each. */
   plug: string[];
   /** --cmdline WORD, each. */
@@ -168,10 +169,10 @@ export function lsmemCommand(opts: CommandOptions = {}): Command {
   const io = opts.io ?? processIo;
   const cmd = new PassthroughCommand('lsmem')
     .description("lsmem(1) of a simulated machine: util-linux lsmem reads the machine's sysfs (arguments after -- go to lsmem)")
-    .option('--kernel <version>', `kernel profile: ${KERNEL_NAMES.join(', ')}`, 'latest')
-    .option('--memory <size>', 'boot RAM on node 0', '4G')
-    .option('--nodes <n>', 'NUMA nodes (node 1.. memoryless)', '2')
-    .option('--max-memory <size>', 'maxmem', '64G')
+    .option('--kernel <version>', `kernel profile: ${KERNEL_NAMES.join(', ')}`, MACHINE_DEFAULTS.kernel)
+    .option('--memory <size>', `boot RAM on node 0 (default ${MACHINE_DEFAULTS.memory})`)
+    .option('--nodes <n>', `NUMA nodes, node 1.. memoryless (default ${MACHINE_DEFAULTS.nodes})`)
+    .option('--max-memory <size>', `maxmem (default ${MACHINE_DEFAULTS.maxMemory})`)
     .option('--plug <size@node>', 'plug a pc-dimm first (repeatable), e.g. 1G@1', collect, [])
     .option('--cmdline <word>', 'kernel command line word (repeatable), e.g. memhp_default_state=online_movable', collect, []);
   addLsmemOptions(cmd, { json: true });

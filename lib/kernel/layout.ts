@@ -6,6 +6,7 @@
  */
 import { KernelError } from '../errors.js';
 import { PAGE_SHIFT, PAGES_PER_SECTION } from '../native/constants.js';
+import { formatSize } from '../size.js';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -89,7 +90,7 @@ export interface PcLayout {
 export function pcLayout(nodeMemory: readonly number[], maxMemory: number, slots: number): PcLayout {
   const ram = nodeMemory.reduce((a, b) => a + b, 0);
   if (ram < 128 * MiB) throw new KernelError('EINVAL', `boot memory must be at least 128 MiB, got ${ram} bytes`);
-  if (maxMemory < ram) throw new KernelError('EINVAL', `maxMemory (${maxMemory}) is below the boot memory (${ram})`);
+  if (maxMemory < ram) throw new KernelError('EINVAL', `maxMemory ${formatSize(maxMemory)} is below the boot memory ${formatSize(ram)} (QEMU refuses it: give a larger maxMemory)`);
   const lowmem = ram >= 0xe0000000 ? 0xc0000000 : ram;
   const highmem = ram - lowmem;
   const window = maxMemory - ram + slots * GiB;
@@ -168,6 +169,32 @@ export function splitAtZones(ranges: readonly PfnRange[]): (PfnRange & { zone: '
     }
   }
   return out;
+}
+
+/** The QEMU node (proximity domain) of each vCPU on the pc machine: vCPU n on node n, the rest on node 0. */
+export function cpuProximity(cpus: number, nodes: number): number[] {
+  return Array.from({ length: cpus }, (_, c) => (nodes === 1 || c >= nodes ? 0 : c));
+}
+
+/**
+ * The kernel's node id for each QEMU node, or undefined for a node the kernel never learns of.
+ * QEMU's SRAT lists the vCPUs first, then each node's boot RAM, then the whole device-memory window
+ * (when there is one) with the last node's proximity; Linux parses CPU affinity before memory affinity
+ * and numbers the proximity domains as it first meets them (acpi_map_pxm_to_node). With a vCPU on
+ * every node this is the identity; a node with neither a vCPU nor boot RAM that is not the last one
+ * appears nowhere, and the last such node takes the next free id (guests: `nodes: 3, cpus: 1` has
+ * possible nodes 0-1, QEMU node 2 being node 1).
+ */
+export function sratNodeIds(nodeMemory: readonly number[], cpus: number, hotplugWindow: boolean): (number | undefined)[] {
+  const nids: (number | undefined)[] = nodeMemory.map(() => undefined);
+  let next = 0;
+  const meet = (pxm: number): void => {
+    if (nids[pxm] === undefined) nids[pxm] = next++;
+  };
+  for (const pxm of cpuProximity(cpus, nodeMemory.length)) meet(pxm);
+  nodeMemory.forEach((m, pxm) => m > 0 && meet(pxm));
+  if (hotplugWindow) meet(nodeMemory.length - 1);
+  return nids;
 }
 
 /**

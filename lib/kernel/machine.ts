@@ -7,12 +7,13 @@
 import { KernelError, MemhpError } from '../errors.js';
 import { PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/constants.js';
 import { PhysMem } from '../native/physmem.js';
+import { kernelCmdline, resolveMachineSpec, type MachineSpec } from '../machine-spec.js';
 import { sizeBytes, type Size } from '../size.js';
 import { FirmwareMemmap } from './firmware-memmap.js';
 import { __addMemory, addMemory, blocksOf, memmapOnMemoryPages, offlineAndRemoveMemory, removeMemory, tryRemoveMemory, type HotplugContext, type HotplugParams, type IomemResource, type NodeStates, type OnlinePolicy } from './hotplug.js';
 import { MemoryNotifierErrorInject } from './inject.js';
 import { kstrtoint } from './kstrtox.js';
-import { AMD_HT_START, DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
+import { AMD_HT_START, cpuProximity, DEFAULT_BOOT_ALLOCATIONS, memblockReserved, pcLayout, sratNodeIds, splitAtZones, subtractRanges, type BootAllocations, type PcLayout } from './layout.js';
 import { Lockdep } from './lockdep.js';
 import { HotplugLocks } from './locks.js';
 import { deviceOffline, deviceOnline, memoryDevInit, onlineTypeFromStr, type MemoryBlock, type MemoryGroup } from './memory-block.js';
@@ -31,22 +32,15 @@ export interface NodeSpec {
   memory: Size;
 }
 
-/** How to build a {@link Machine}; every field has a default. */
-export interface MachineOptions {
+/**
+ * How to build a {@link Machine}: the {@link MachineSpec} every interface takes (defaults in
+ * {@link MACHINE_DEFAULTS}, checked as a scenario's machine is), plus what only a simulation can set.
+ */
+export interface MachineOptions extends Omit<MachineSpec, 'nodes'> {
   /** '6.1' | '6.12' | '7.2' | 'latest' (default), or a release string such as '6.12.117+deb13-amd64'. */
   kernel?: KernelSpec | string;
-  /** Boot RAM, all on node 0 (default '4G'); ignored when `nodes` gives per-node memory. */
-  memory?: Size;
-  /** Node count (boot RAM on node 0, the rest memoryless with a CPU each), or each node's memory. Default 1. */
+  /** Node count (boot RAM on node 0, the rest memoryless), or each node's memory (then `memory` is ignored). */
   nodes?: number | NodeSpec[];
-  /** The hotplug window: QEMU's `maxmem` (default: boot memory + 16 GiB). */
-  maxMemory?: Size;
-  /** DIMM slots (QEMU `slots`); default 8. */
-  slots?: number;
-  /** vCPUs (QEMU `-smp`); default one per node. With several nodes vCPU n is on node n, the rest on node 0. */
-  cpus?: number;
-  /** Kernel command line words, read as the kernel does: `memhp_default_state=`, `memory_hotplug.*=`, `movable_node`. */
-  cmdline?: readonly string[];
   /** `auto_online_blocks` at boot (overrides the command line); default: the profile's Debian default. */
   autoOnline?: OnlineType;
   /** `memory_hotplug.online_policy`; default 'contig-zones'. */
@@ -169,6 +163,15 @@ export class Machine implements HotplugTarget, HotplugContext {
   readonly slots: number;
   /** vCPUs (`nr_cpu_ids`). */
   readonly cpus: number;
+  /** QEMU's NUMA nodes (`-numa node`): what a DIMM's `node` property may name. */
+  readonly numaNodes: number;
+  /**
+   * The kernel's node id of each QEMU node (its proximity domain), undefined for one the firmware
+   * tables never name (see `sratNodeIds` in layout.ts). Kernel node ids are 0..`nodes.possible`-1.
+   */
+  readonly nidOfPxm: readonly (number | undefined)[];
+  /** The kernel node of each vCPU. */
+  readonly #cpuNids: readonly number[];
   /** `/sys/firmware/acpi/hotplug/<profile>/enabled`: whether the ACPI scan handlers take hotplug events. */
   readonly acpiHotplugEnabled = { memory: true, pci_root: true, processor: true };
   /** Plugged DIMMs by id. */
@@ -193,21 +196,21 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.locks = new HotplugLocks({ lockdep: this.lockdep });
     this.memoryNotifier = memoryNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
     this.nodeNotifier = nodeNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
-    const nodeMemory = Array.isArray(opts.nodes)
-      ? opts.nodes.map((n, i) => bytes(n.memory, `nodes[${i}].memory`))
-      : [bytes(opts.memory ?? '4G', 'memory'), ...Array.from({ length: Math.max(1, opts.nodes ?? 1) - 1 }, () => 0)];
-    if (nodeMemory.length < 1 || nodeMemory.length > 64) throw new KernelError('EINVAL', `nodes: 1..64 nodes, got ${nodeMemory.length}`);
+    const perNode = Array.isArray(opts.nodes) ? opts.nodes : undefined;
+    const spec = resolveMachineSpec({ ...opts, nodes: typeof opts.nodes === 'number' ? opts.nodes : perNode?.length });
+    const nodeMemory = perNode ? perNode.map((n, i) => bytes(n.memory, `nodes[${i}].memory`)) : [bytes(spec.memory, 'memory'), ...Array.from({ length: spec.nodes - 1 }, () => 0)];
     nodeMemory.forEach((m, i) => {
       if (m % (128 * 2 ** 20)) throw new KernelError('EINVAL', `nodes[${i}].memory: a multiple of 128 MiB, got ${m} bytes`);
     });
     const ram = nodeMemory.reduce((a, b) => a + b, 0);
-    this.slots = opts.slots ?? 8;
-    if (!Number.isInteger(this.slots) || this.slots < 0 || this.slots > 256) throw new KernelError('EINVAL', `slots: 0..256, got ${this.slots}`);
-    this.cpus = opts.cpus ?? nodeMemory.length;
-    if (!Number.isInteger(this.cpus) || this.cpus < 1 || this.cpus > 288) throw new KernelError('EINVAL', `cpus: 1..288, got ${this.cpus}`);
-    this.layout = pcLayout(nodeMemory, opts.maxMemory === undefined ? ram + 16 * GiB : bytes(opts.maxMemory, 'maxMemory'), this.slots);
+    this.slots = spec.slots;
+    this.cpus = spec.cpus ?? nodeMemory.length;
+    const maxMemory = bytes(spec.maxMemory, 'maxMemory');
+    this.layout = pcLayout(nodeMemory, maxMemory, this.slots);
     this.blockPages = this.layout.blockSize / 4096;
-    const cmd = parseCmdline(this.kernel, opts.cmdline ?? []);
+    // Words as given (checked above) go to the kernel's parser as they are: a bare
+    // `memory_hotplug.memmap_on_memory` is true to 6.1's bool and no value at all to 6.12's.
+    const cmd = parseCmdline(this.kernel, Array.isArray(opts.cmdline) ? (opts.cmdline as readonly string[]) : kernelCmdline(spec.cmdline));
     this.params = {
       autoOnline: opts.autoOnline ?? cmd.autoOnline ?? this.kernel.defaultOnlineType,
       onlinePolicy: opts.onlinePolicy ?? cmd.onlinePolicy ?? 'contig-zones',
@@ -217,11 +220,16 @@ export class Machine implements HotplugTarget, HotplugContext {
       movableNode: opts.movableNode ?? cmd.movableNode ?? false,
     };
     if (this.params.memmapOnMemory === 'force' && !this.kernel.memmapOnMemoryForce) throw new KernelError('EINVAL', `memmap_on_memory=force needs kernel 6.12 or later`);
+    this.numaNodes = nodeMemory.length;
+    // QEMU's pc machine has a device-memory window when maxmem is above the boot RAM.
+    this.nidOfPxm = sratNodeIds(nodeMemory, this.cpus, maxMemory > ram);
+    this.#cpuNids = cpuProximity(this.cpus, nodeMemory.length).map((pxm) => this.nidOfPxm[pxm]!);
     // x86 brings a node online at boot when it has memory (numa_register_memblks) or a CPU
     // (init_cpu_to_node → init_memory_less_node); one with neither stays offline, without a sysfs
     // directory, until memory is added to it (guests of 6.1, 6.12 and 7.2 show node/online "0" then).
-    this.nodes = { possible: nodeMemory.length, online: new Set(), memory: new Set(), normal: new Set() };
-    for (let nid = 0; nid < nodeMemory.length; nid++) if (nodeMemory[nid]! > 0 || this.cpusOfNode(nid).length) this.nodes.online.add(nid);
+    this.nodes = { possible: this.nidOfPxm.filter((n) => n !== undefined).length, online: new Set(), memory: new Set(), normal: new Set() };
+    nodeMemory.forEach((m, pxm) => m > 0 && this.nodes.online.add(this.nidOfPxm[pxm]!));
+    for (const nid of this.#cpuNids) this.nodes.online.add(nid);
     this.offlineRetries = opts.offlineRetries ?? 100;
     this.#boot(opts.bootAllocations === false ? null : { ...DEFAULT_BOOT_ALLOCATIONS, ...opts.bootAllocations });
     this.sysfs = buildSysfs(this);
@@ -244,12 +252,14 @@ export class Machine implements HotplugTarget, HotplugContext {
     for (const e of raw) this.firmwareMemmap.addEntry(e);
     const reserved = alloc ? memblockReserved(L, alloc) : [{ start: 0, end: 0x100 }];
     const sections = new Map<number, number>();
-    L.nodeRam.forEach((ranges, nid) => {
+    L.nodeRam.forEach((ranges, pxm) => {
+      const nid = this.nidOfPxm[pxm]!;
       for (const r of ranges) for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++) sections.set(s, nid);
     });
     for (const [s, nid] of sections) pm.addSections(s * PAGES_PER_SECTION, PAGES_PER_SECTION, nid);
     const free: { start: number; end: number }[] = [];
-    L.nodeRam.forEach((ranges, nid) => {
+    L.nodeRam.forEach((ranges, pxm) => {
+      const nid = this.nidOfPxm[pxm]!;
       for (const piece of splitAtZones(ranges)) {
         const nr = piece.end - piece.start;
         pm.moveRangeToZone(piece.start, nr, nid, piece.zone, { reserved: true, isolate: false, migratetype: 'Movable' });
@@ -353,19 +363,23 @@ export class Machine implements HotplugTarget, HotplugContext {
     const maxmem = this.layout.deviceMemory.size - this.slots * GiB + ram;
     const addr = this.dimmAddress(size);
     if (ram + plugged + size > maxmem || addr === null) throw new KernelError('ENOSPC', `${d.id}: not enough room below maxmem`);
-    if (!Number.isInteger(node) || node < 0 || node >= this.nodes.possible) throw new KernelError('EINVAL', `${d.id}: node ${node} does not exist`);
+    if (!Number.isInteger(node) || node < 0 || node >= this.numaNodes) throw new KernelError('EINVAL', `${d.id}: node ${node} does not exist`);
+    // acpi_memory_device_add: the node of the DIMM's _PXM, else (a proximity domain the SRAT never
+    // named) memory_add_physaddr_to_nid, whose fallback for an address outside boot RAM is the node of
+    // the first memory block: guests add such a DIMM to node 0.
+    const nid = this.nidOfPxm[node] ?? this.nidOfPxm[this.layout.nodeRam.findIndex((r) => r.length > 0)]!;
     const dimm: Dimm = { id: d.id, slot, addr, size, node, group: null };
     this.dimms.set(d.id, dimm);
     await this.task('kworker/u8:0-kacpi_hotplug', async () => {
       await this.locks.lockDeviceHotplug('acpi_device_hotplug');
       try {
         // acpi_memory_device_add: a static group, __add_memory(mgid, …, MHP_NID_IS_MGID | MEMMAP hint).
-        const group: MemoryGroup = { id: this.#nextGroup++, nid: node, maxPages: size / 4096, presentKernelPages: 0, presentMovablePages: 0 };
+        const group: MemoryGroup = { id: this.#nextGroup++, nid, maxPages: size / 4096, presentKernelPages: 0, presentMovablePages: 0 };
         // 6.1's driver asks only when mhp_supports_memmap_on_memory(size) holds: one block, parameter on.
         const hint = this.kernel.memmapOnMemoryAdd === 'per-block' || (size === this.blockSize && memmapOnMemoryPages(this) > 0);
         const pnp = acpiSlotName(slot);
         try {
-          await __addMemory(this, node, addr, size, { group, memmapOnMemory: hint });
+          await __addMemory(this, nid, addr, size, { group, memmapOnMemory: hint });
         } catch (e) {
           // acpi_memory_device_add fails, but acpi_bus_attach ignores a handler's failure: the device
           // stays, without memory, and _OST still reports success (seen on 6.1, 6.12 and 7.2 guests).
@@ -587,8 +601,7 @@ export class Machine implements HotplugTarget, HotplugContext {
 
   /** The vCPUs on a node, as QEMU's pc machine assigns them (see {@link MachineOptions.cpus}). */
   cpusOfNode(nid: number): number[] {
-    const n = this.nodes.possible;
-    return Array.from({ length: this.cpus }, (_, c) => c).filter((c) => (n === 1 || c >= n ? 0 : c) === nid);
+    return this.#cpuNids.flatMap((n, c) => (n === nid ? [c] : []));
   }
 
   /** Waits for background work (an eject started through sysfs); later calls throw. */

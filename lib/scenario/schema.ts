@@ -28,10 +28,12 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
-import { KERNEL_VERSIONS, LATEST, type KernelSpec, type OnlineType } from '../kernel/profile.js';
+import { KERNEL_VERSIONS, LATEST, type KernelSpec } from '../kernel/profile.js';
+import { count, list, machineFieldsShape, numberAsText, sizeText, uint, unknownKey, type KernelCmdline, type SizeText } from '../machine-spec.js';
 import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/constants.js';
-import { sizeBytes } from '../size.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
+
+export { kernelCmdline, type KernelCmdline, type SizeText } from '../machine-spec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Types (hand-written for their TSDoc; the schemas below are checked against them).
@@ -39,27 +41,8 @@ import { ScenarioError, type ScenarioIssue } from './errors.js';
 /** A kernel a scenario runs on: a modelled version, or 'latest' (the newest, sid's kernel). */
 export type ScenarioKernel = KernelSpec;
 
-/** A size: a byte count or a string with a binary unit as QEMU reads `-m` ('512M', '1G'). */
-export type SizeText = string;
-
 /** What a step expects: `'ok'`, or the errno name the kernel should fail it with (`'EBUSY'`). */
 export type Expect = 'ok' | ErrnoCode;
-
-/** The memory-hotplug parameters of the kernel command line, by their kernel names. */
-export interface KernelCmdline {
-  /** `memhp_default_state=`: the online type of hot-added blocks (sets auto_online_blocks). */
-  memhp_default_state?: OnlineType;
-  /** `memory_hotplug.online_policy=`: zone selection for MMOP_ONLINE. */
-  'memory_hotplug.online_policy'?: 'contig-zones' | 'auto-movable';
-  /** `memory_hotplug.auto_movable_ratio=` (percent, default 301). */
-  'memory_hotplug.auto_movable_ratio'?: number;
-  /** `memory_hotplug.auto_movable_numa_aware=` (default Y). */
-  'memory_hotplug.auto_movable_numa_aware'?: boolean;
-  /** `memory_hotplug.memmap_on_memory=`: on, off, or (6.12+) `force`. */
-  'memory_hotplug.memmap_on_memory'?: boolean | 'force';
-  /** `movable_node`: hotpluggable nodes' memory goes to ZONE_MOVABLE. */
-  movable_node?: boolean;
-}
 
 /** The machine a scenario runs on: QEMU's `pc` machine, or the simulator's model of it. */
 export interface MachineDescription {
@@ -282,72 +265,16 @@ export interface Scenario {
 export const SCENARIO_KERNELS: readonly ScenarioKernel[] = [...KERNEL_VERSIONS.filter((v) => v !== LATEST), 'latest'];
 /** The kernels a scenario may name: every version, and 'latest'. */
 export const KERNEL_NAMES: readonly ScenarioKernel[] = [...KERNEL_VERSIONS, 'latest'];
-const ONLINE_TYPES = ['offline', 'online', 'online_kernel', 'online_movable'] as const satisfies readonly OnlineType[];
 const ERRNO_EXAMPLES = 'such as EBUSY, EINVAL, ENOMEM, or E<n> for a number without a name';
 const INJECT_ACTIONS = ['MEM_GOING_ONLINE', 'MEM_GOING_OFFLINE'] as const satisfies readonly InjectAction[];
 
-const list = (xs: readonly string[]): string => xs.join(', ');
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-/** YAML reads `6.12` and `1` as numbers; where text is meant, take the number's text. */
-const numberAsText = (v: unknown): unknown => (typeof v === 'number' ? String(v) : v);
-
-const sizeText = z.preprocess(
-  numberAsText,
-  z
-    .string({ error: "expected a size: a byte count or a string such as '256M' or '1G'" })
-    .refine((s) => (sizeBytes(s) ?? 0) > 0, "expected a size: a byte count or a string such as '256M' or '1G'"),
-);
-
 const errnoNameSchema = z.custom<ErrnoCode>((v) => typeof v === 'string' && isErrnoCode(v), { error: `expected an errno name ${ERRNO_EXAMPLES}` });
 const expectSchema = z.custom<Expect>((v) => v === 'ok' || (typeof v === 'string' && isErrnoCode(v)), { error: `expected 'ok' or an errno name ${ERRNO_EXAMPLES}` });
-const uint = (what: string) => z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(0, `expected ${what}`);
-/** A whole number in [min, max], with one message for every way of missing it. */
-const count = (what: string, min: number, max: number) =>
-  z.number({ error: `expected ${what}` }).int(`expected ${what}`).min(min, `expected ${what}`).max(max, `expected ${what}`);
 const deviceId = z.string({ error: 'expected a device id' }).regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'expected a QEMU device id: a letter, then letters, digits, _ . -');
 const sysPath = z.string({ error: 'expected an absolute path' }).startsWith('/', 'expected an absolute path');
 const allocId = z.preprocess(numberAsText, z.string({ error: 'expected an allocation id' }).min(1, 'expected an allocation id'));
 const moduleName = z.string({ error: 'expected a module name' }).regex(/^[A-Za-z0-9_-]+$/, "expected a module name such as 'memory-notifier-error-inject'");
-
-/** kstrtobool's spellings, plus YAML's true/false. */
-const kernelBool = z.preprocess((v) => {
-  if (typeof v === 'number' && (v === 0 || v === 1)) return v === 1;
-  if (typeof v !== 'string') return v;
-  if (/^(1|y|yes|on|true)$/i.test(v)) return true;
-  if (/^(0|n|no|off|false)$/i.test(v)) return false;
-  return v;
-}, z.boolean({ error: 'expected a boolean (1/0, Y/N, on/off)' }));
-
-const cmdlineSchema = z.preprocess(
-  // The list form is what a kernel command line looks like: `word` or `name=value`.
-  (v) => {
-    if (!Array.isArray(v) || !v.every((w) => typeof w === 'string')) return v;
-    const o: Record<string, unknown> = {};
-    for (const w of v as string[]) {
-      const eq = w.indexOf('=');
-      o[eq < 0 ? w : w.slice(0, eq)] = eq < 0 ? true : w.slice(eq + 1);
-    }
-    return o;
-  },
-  z.strictObject(
-    {
-      memhp_default_state: z.enum(ONLINE_TYPES, { error: `expected an online type (${list(ONLINE_TYPES)})` }).optional(),
-      'memory_hotplug.online_policy': z.enum(['contig-zones', 'auto-movable'], { error: 'expected contig-zones or auto-movable' }).optional(),
-      'memory_hotplug.auto_movable_ratio': z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v), uint('a percentage (a whole number)')).optional(),
-      'memory_hotplug.auto_movable_numa_aware': kernelBool.optional(),
-      'memory_hotplug.memmap_on_memory': z.union([z.literal('force'), kernelBool], { error: 'expected a boolean (1/0, Y/N) or force' }).optional(),
-      movable_node: kernelBool.optional(),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `unknown kernel parameter ${iss.keys.map((k) => `'${k}'`).join(', ')} (memhp models: memhp_default_state, memory_hotplug.online_policy, memory_hotplug.auto_movable_ratio, memory_hotplug.auto_movable_numa_aware, memory_hotplug.memmap_on_memory, movable_node)`
-          : iss.code === 'invalid_type' && iss.expected === 'object'
-            ? "expected kernel parameters: a list of words such as 'memhp_default_state=online_movable', or a map"
-            : undefined,
-    },
-  ),
-);
 
 /**
  * The validator of `machine.kernel` (one kernel or a list); the CLI's `--kernel` flags use it too.
@@ -367,25 +294,8 @@ export const kernelsSchema = z.preprocess(
  * @internal
  */
 export const machineSchema = z
-  .strictObject(
-    {
-      kernel: kernelsSchema.default([...SCENARIO_KERNELS]),
-      memory: sizeText.default('512M'),
-      nodes: count('a node count (1..64)', 1, 64).default(1),
-      cpus: count('a vCPU count (1..288)', 1, 288).optional(),
-      slots: count('a slot count (0..256)', 0, 256).default(8),
-      maxMemory: sizeText.default('8G'),
-      cmdline: cmdlineSchema.default({}),
-    },
-    { error: unknownKey('machine field', ['kernel', 'memory', 'nodes', 'cpus', 'slots', 'maxMemory', 'cmdline']) },
-  )
+  .strictObject({ kernel: kernelsSchema.default([...SCENARIO_KERNELS]), ...machineFieldsShape }, { error: unknownKey('machine field', ['kernel', ...Object.keys(machineFieldsShape)]) })
   .transform(({ kernel, ...rest }): MachineDescription => ({ kernels: kernel, ...rest }));
-
-/** An error map for strict objects: name the unknown key and the known ones. */
-function unknownKey(what: string, known: readonly string[]) {
-  return (iss: { code?: string; keys?: string[] }): string | undefined =>
-    iss.code === 'unrecognized_keys' ? `unknown ${what} ${(iss.keys ?? []).map((k) => `'${k}'`).join(', ')} (expected one of: ${list(known)})` : undefined;
-}
 
 /** An object schema whose bare-value shorthand (`unplug: d1`) fills `field`; null/absent is `{}`. */
 function args<S extends z.core.$ZodShape>(op: string, shape: S, shorthand?: keyof S & string) {
@@ -592,29 +502,6 @@ export async function loadScenario(file: string, limits: ScenarioLimits = {}): P
 
 // ---------------------------------------------------------------------------------------------
 // Rendering.
-
-/** The parameters in the order {@link kernelCmdline} writes them (the order of {@link KernelCmdline}). */
-const CMDLINE_ORDER: readonly (keyof KernelCmdline)[] = [
-  'memhp_default_state',
-  'memory_hotplug.online_policy',
-  'memory_hotplug.auto_movable_ratio',
-  'memory_hotplug.auto_movable_numa_aware',
-  'memory_hotplug.memmap_on_memory',
-  'movable_node',
-];
-
-/** The kernel command-line words of a machine description, e.g. `['memhp_default_state=online_movable']`. */
-export function kernelCmdline(c: KernelCmdline): string[] {
-  const out: string[] = [];
-  for (const k of CMDLINE_ORDER) {
-    const v = c[k];
-    if (v === undefined) continue;
-    if (k === 'movable_node') {
-      if (v) out.push(k);
-    } else out.push(`${k}=${v === true ? '1' : v === false ? '0' : String(v)}`);
-  }
-  return out;
-}
 
 /** A step as a kernel engineer would say it: `plug d1 1G node=1`, `write …/memory32/state 'offline' (expect EBUSY)`. */
 export function stepText(s: Step): string {

@@ -56,7 +56,7 @@ describe('Machine: boot layout of QEMU pc', () => {
   });
 
   it('a 64 GiB pc guest ends RAM at 65 GiB and gets 1 GiB blocks (docs/kernel-behaviour.md#memory-block-size)', async () => {
-    const m = await Machine.create({ memory: '64G', bootAllocations: false });
+    const m = await Machine.create({ memory: '64G', maxMemory: '72G', bootAllocations: false });
     assert.equal(await m.sysfs.read(`${M}/block_size_bytes`), '40000000\n');
   });
 });

@@ -133,11 +133,11 @@ describe('sysfs ABI: /sys/devices/system/memory (docs/kernel-behaviour.md#memory
     assert.equal(await m.sysfs.read(p), 'online_movable\n');
   });
 
-  it('memhp_default_state= sets auto_online_blocks at boot; an invalid value is ignored', async () => {
+  it('memhp_default_state= sets auto_online_blocks at boot; a value the kernel would ignore is refused, as a scenario refuses it', async () => {
     assert.equal(await (await machine({ kernel: '6.1', cmdline: ['memhp_default_state=online_movable'] })).sysfs.read(`${M}/auto_online_blocks`), 'online_movable\n');
     assert.equal(await (await machine({ kernel: '6.12', cmdline: ['memhp_default_state=offline'] })).sysfs.read(`${M}/auto_online_blocks`), 'offline\n');
-    assert.equal(await (await machine({ kernel: '6.1', cmdline: ['memhp_default_state=bogus'] })).sysfs.read(`${M}/auto_online_blocks`), 'offline\n');
-    assert.equal(await (await machine({ kernel: '7.2', cmdline: ['memhp_default_state=Online'] })).sysfs.read(`${M}/auto_online_blocks`), 'online\n');
+    for (const v of ['bogus', 'Online'])
+      await assert.rejects(machine({ kernel: '6.1', cmdline: [`memhp_default_state=${v}`] }), (e) => e instanceof KernelError && e.code === 'EINVAL' && /^cmdline\.memhp_default_state: expected an online type \(offline, online, online_kernel, online_movable\)$/.test((e as Error).message));
   });
 
   it('auto_online_blocks affects only memory added later (docs/kernel-behaviour.md#default-online-type-and-auto-online): blocks already there keep their state', async () => {
@@ -448,13 +448,14 @@ describe('sysfs ABI: /sys/module/memory_hotplug/parameters (docs/kernel-behaviou
     assert.equal(await mmo('6.1', 'memory_hotplug.memmap_on_memory=force'), 'N'); // kstrtobool: 'f' is false
     for (const k of ['6.12', '7.2'] as const) {
       assert.equal(await mmo(k, 'memory_hotplug.memmap_on_memory=force'), 'force');
-      assert.equal(await mmo(k, 'memory_hotplug.memmap_on_memory=FORCE'), 'force');
-      assert.equal(await mmo(k, 'memory_hotplug.memmap_on_memory=Force'), 'N');
       assert.equal(await mmo(k, 'memory_hotplug.memmap_on_memory=y'), 'Y');
       assert.equal(await mmo(k, 'memory_hotplug.memmap_on_memory'), 'N'); // its ops need a value
     }
-    assert.equal((await params('6.1', ['memory_hotplug.online_policy=Auto-movable', 'memory_hotplug.auto_movable_ratio=-3'])).online_policy, 'contig-zones');
-    assert.equal((await params('6.1', ['memory_hotplug.auto_movable_ratio=-3'])).auto_movable_ratio, '301');
+    // Values outside what memhp takes are refused with the scenario schema's message, not parsed.
+    await assert.rejects(params('6.1', ['memory_hotplug.online_policy=Auto-movable']), /^KernelError: cmdline\.memory_hotplug\.online_policy: expected contig-zones or auto-movable$/);
+    await assert.rejects(params('6.1', ['memory_hotplug.auto_movable_ratio=-3']), /cmdline\.memory_hotplug\.auto_movable_ratio: expected a percentage/);
+    await assert.rejects(params('6.12', ['memory_hotplug.memmap_on_memory=FORCE']), /cmdline\.memory_hotplug\.memmap_on_memory: expected a boolean \(1\/0, Y\/N\) or force/);
+    await assert.rejects(params('6.12', ['bogus=1']), /unknown kernel parameter 'bogus'/);
   });
 });
 
@@ -541,6 +542,34 @@ describe('sysfs ABI: nodes, /sys/bus/memory and /sys/firmware/memmap (docs/kerne
     await m.plugDimm({ id: 'd3', size: '1G', node: 1 });
     assert.deepEqual(await memmap(), [...boot, '8 0x140000000 0x14fffffff System RAM', '9 0x100000000 0x13fffffff System RAM']);
     assert.equal(mode(m, '/sys/firmware/memmap/9/type'), 0o444);
+  });
+});
+
+describe('NUMA node ids as the kernel numbers them from the SRAT (docs/kernel-behaviour.md#node-states)', () => {
+  const linkedNode = async (m: Machine, block: number) => (await m.sysfs.list(`${M}/memory${block}`)).filter((f) => /^node\d+$/.test(f)).join();
+  for (const [nodes, cpus, possible, online, plugs] of [
+    // [QEMU nodes, vCPUs, node/possible, node/online at boot, [DIMM's QEMU node, kernel node it lands on]…]
+    [3, 1, '0-1', '0', [[2, 'node1'], [1, 'node0']]],
+    [4, 2, '0-2', '0-1', [[3, 'node2'], [2, 'node0']]],
+    [2, 1, '0-1', '0', [[1, 'node1']]],
+    [3, 3, '0-2', '0-2', [[2, 'node2'], [1, 'node1']]],
+  ] as const) {
+    it(`${nodes} QEMU nodes, ${cpus} vCPU(s): possible ${possible}; ${plugs.map(([q, k]) => `QEMU node ${q} → ${k}`).join(', ')}`, async () => {
+      const m = await Machine.create({ kernel: '6.12', memory: '512M', nodes, cpus, cmdline: ['memhp_default_state=online_movable'] });
+      assert.equal(await m.sysfs.read(`${N}/possible`), `${possible}\n`);
+      assert.equal(await m.sysfs.read(`${N}/online`), `${online}\n`);
+      let block = 32;
+      for (const [q, k] of plugs) {
+        await m.plugDimm({ id: `d${q}`, size: '128M', node: q });
+        assert.equal(await linkedNode(m, block++), k);
+      }
+      assert.deepEqual(m.checkInvariants(), []);
+    });
+  }
+
+  it('without a hotplug window (maxmem = RAM) a node with neither vCPU nor memory does not exist at all', async () => {
+    const m = await Machine.create({ kernel: '7.2', memory: '512M', nodes: 3, cpus: 1, maxMemory: '512M', slots: 0 });
+    assert.equal(await m.sysfs.read(`${N}/possible`), '0\n');
   });
 });
 
