@@ -24,7 +24,7 @@ import type { HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import { QmpClient } from '../qmp/client.js';
 import { GuestRejectedError, HotplugError, type HOTPLUG_CHECK_ERRNO } from '../qmp/errors.js';
-import { MemoryHotplug, parseSize, type Size } from '../qmp/hotplug.js';
+import { MemoryHotplug, type Size } from '../qmp/hotplug.js';
 import { accelArgs, detectAccel, type Accel } from './accel.js';
 import { AgentClient, base64, type AgentReady } from './agent.js';
 import { ownedTempDir, reclaimStale, removeDir, trackProcess } from './cleanup.js';
@@ -33,6 +33,7 @@ import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
 import { cpuTimer } from './progress.js';
+import { kernelCommandLine, qemuArgs } from './qemu-cmdline.js';
 import {
   haveZstd,
   hostCpuIdentity,
@@ -125,16 +126,6 @@ export interface BootInfo {
   snapshotBytes?: number;
   /** The snapshot cache key of this machine (with snapshots on). */
   snapshotKey?: string;
-}
-
-/** The per-boot paths of a QEMU command line; placeholders stand in for them in a snapshot key. */
-interface BootPaths {
-  /** The bzImage: `/dev/fd/3`, the descriptor of the file that was checked, on a real command line. */
-  kernel: string;
-  initrd: string;
-  console: string;
-  ctl: string;
-  qmp: string;
 }
 
 /** What a snapshot-enabled attempt needs: the cache, and whether to try a restore at all. */
@@ -312,30 +303,6 @@ export class Guest implements HotplugTarget {
     }
   }
 
-  /** QEMU's command line for a machine (without the QEMU binary). */
-  static #args(o: GuestOptions & { memory: Size; slots: number; maxMemory: Size; nodes: number }, prepared: PreparedKernel, accel: string[], cmdline: string, p: BootPaths): string[] {
-    const mem = parseSize(o.memory);
-    const cpus = o.cpus ?? Math.max(o.nodes, 1);
-    const numa: string[] = [];
-    if (o.nodes > 1) {
-      numa.push('-object', `memory-backend-ram,id=ram0,size=${mem}`, '-numa', `node,nodeid=0,cpus=0,memdev=ram0`);
-      for (let n = 1; n < o.nodes; n++) numa.push('-numa', `node,nodeid=${n}${n < cpus ? `,cpus=${n}` : ''}`);
-    }
-    return [
-      ...accel,
-      '-m', `${mem}B,slots=${o.slots},maxmem=${parseSize(o.maxMemory)}B`,
-      '-smp', String(cpus),
-      ...numa,
-      '-kernel', p.kernel,
-      '-initrd', p.initrd,
-      '-append', cmdline,
-      '-display', 'none', '-no-reboot', '-nodefaults',
-      '-serial', `file:${p.console}`,
-      '-serial', `unix:${p.ctl},server=on,wait=off`,
-      '-qmp', `unix:${p.qmp},server=on,wait=off`,
-    ];
-  }
-
   /**
    * One boot attempt. With a snapshot plan, the machine's key is computed from the finished command
    * line and initramfs; when the cache has the entry QEMU starts with `-incoming defer` and loads it,
@@ -361,8 +328,8 @@ export class Guest implements HotplugTarget {
     const console = path.join(dir, 'console.log');
     const ctl = path.join(dir, 'agent.sock');
     const qmpSock = path.join(dir, 'qmp.sock');
-    const cmdline = ['console=ttyS0', 'loglevel=7', 'panic=-1', ...(o.cmdline ?? [])].join(' ');
-    const args = Guest.#args(o, prepared, accelArgs(accel), cmdline, { kernel: '/dev/fd/3', initrd, console, ctl, qmp: qmpSock });
+    const cmdline = kernelCommandLine(o);
+    const args = qemuArgs(o, accelArgs(accel), cmdline, { kernel: '/dev/fd/3', initrd, console, ctl, qmp: qmpSock });
     const qemu = o.qemu ?? 'qemu-system-x86_64';
     let identity: SnapshotIdentity | undefined;
     let key: string | undefined;
@@ -377,7 +344,7 @@ export class Guest implements HotplugTarget {
           qemu: await qemuIdentity(qemu),
           accel: accel === 'kvm' ? 'kvm' : 'tcg',
           // The kernel's path in the cache, not the descriptor QEMU gets: keys stay those of earlier versions.
-          args: Guest.#args(o, prepared, ['@ACCEL'], cmdline, { kernel: prepared.vmlinuz, initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
+          args: qemuArgs(o, ['@ACCEL'], cmdline, { kernel: prepared.vmlinuz, initrd: '@INITRD', console: '@CONSOLE', ctl: '@AGENT', qmp: '@QMP' }),
           release: prepared.release,
           vmlinuz: prepared.digests.vmlinuz,
           initramfs: initrdSha256,
