@@ -13,9 +13,9 @@
  * snapshot cache (lib/guest/snapshot.ts) and loads it instead of booting the kernel; a plain boot then
  * saves its guest for the next time. A restore that fails in any way removes the entry and boots.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
@@ -27,12 +27,13 @@ import { GuestRejectedError, HotplugError, type HOTPLUG_CHECK_ERRNO } from '../q
 import { MemoryHotplug, type Size } from '../qmp/hotplug.js';
 import { accelArgs, detectAccel, type Accel } from './accel.js';
 import { AgentClient, base64, type AgentReady } from './agent.js';
-import { ownedTempDir, reclaimStale, removeDir, trackProcess } from './cleanup.js';
+import { ownedTempDir, reclaimStale, removeDir } from './cleanup.js';
 import { GuestError } from './errors.js';
 import { buildInitramfs } from './initramfs.js';
 import { prepareKernel, type GuestKernelSpec, type PreparedKernel, type PrepareOptions } from './kernels.js';
 import { decodeTraceLine, effectiveProfile, qmpTraceRecord, toTraceRecord, type ProbeRecord } from './probes.js';
 import { cpuTimer } from './progress.js';
+import { BOOT_CONSOLE, BootCrash, consoleText, countGuest, CRASH, forgetGuest, GUEST_DIR, killGroup, qemuCommand, spawnQemu, stopQemu } from './process.js';
 import { kernelCommandLine, qemuArgs } from './qemu-cmdline.js';
 import {
   haveZstd,
@@ -145,44 +146,8 @@ export function bootHistory(): BootInfo[] {
   return boots.slice();
 }
 
-const live = new Set<Guest>();
-/** Prefix of a guest's private directory under the temporary directory: `memhp-guest-<pid>-<start>-XXXXXX`. */
-const GUEST_DIR = 'memhp-guest-';
-
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-let setprivOk: boolean | undefined;
-/** util-linux setpriv with --pdeathsig: QEMU then dies even if its owner is SIGKILLed. */
-function pdeathsigWrapper(): string[] {
-  setprivOk ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', 'true']).status === 0;
-  return setprivOk ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
-}
-
 /** In a guest's directory: the unix socket a snapshot is saved or restored through (lib/guest/stream.ts). */
 const MIGRATION_SOCKET = 'migrate.sock';
-
-/** In a restored guest's directory: the console log of the boot that was saved. */
-const BOOT_CONSOLE = 'console.boot.log';
-
-/** The last `lines` lines of a guest's console: the saved boot's log (after a restore), then QEMU's console.log. */
-async function consoleText(dir: string, lines: number): Promise<string> {
-  const read = (f: string): Promise<string> => readFile(path.join(dir, f), 'utf8').catch(() => '');
-  return (await read(BOOT_CONSOLE) + (await read('console.log'))).split('\n').slice(-lines).join('\n');
-}
-
-/** Console signs of a kernel crash (an oops); a panic for a missing /init is a harness bug, not a crash. */
-const CRASH = /Oops:|BUG:|general protection fault|Kernel panic/;
 
 /**
  * A refusal of the QMP layer as the {@link KernelError} a {@link HotplugTarget} reports (the same
@@ -367,26 +332,12 @@ export class Guest implements HotplugTarget {
     // Read and hashed while QEMU starts (about as long: ~55 ms for 43 MB), checked before the stream is loaded.
     const image = entry ? snap!.cache.read(entry) : undefined;
     image?.catch(() => undefined);
-    const cmd = [...pdeathsigWrapper(), qemu, ...args];
+    const cmd = qemuCommand(qemu, args);
     // QEMU reads the bzImage through its descriptor 3: the very file checked against its digest here.
     const kernel = await openVerified(prepared.vmlinuz, prepared.digests.vmlinuz);
     o.onPhase?.(entry ? 'restoring' : 'booting');
     const t0 = performance.now();
-    // detached: own session and process group, so one kill reaches QEMU and anything it starts.
-    let child: ChildProcess;
-    try {
-      child = spawn(cmd[0]!, cmd.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe', kernel.fd] });
-    } finally {
-      await kernel.close(); // QEMU has its own copy of the descriptor
-    }
-    const untrack = trackProcess(child.pid, true);
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const exited = new Promise<string>((resolve) => {
-      child.once('error', (e) => resolve(`could not start ${qemu}: ${e.message}`));
-      child.once('exit', (code, sig) => resolve(`QEMU exited (${sig ?? `code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
-    });
-    void exited.then(untrack);
+    const { child, exited, stderr } = await spawnQemu(cmd, kernel);
     const tail = (): Promise<string> => consoleText(dir, 40);
     let agent: AgentClient | undefined;
     let qmp: QmpClient | undefined;
@@ -398,7 +349,7 @@ export class Guest implements HotplugTarget {
       const log = await tail();
       await removeDir(dir);
       // QEMU says on stderr why it refused a stream (e.g. `Unknown ramblock "ram0"`).
-      const said = stderr.trim() && !msg.includes(stderr.trim()) ? `; QEMU said: ${stderr.trim()}` : '';
+      const said = stderr().trim() && !msg.includes(stderr().trim()) ? `; QEMU said: ${stderr().trim()}` : '';
       if (entry) throw await RestoreFailed.drop(snap!.cache, entry, msg + said, cause, log);
       if (CRASH.test(log)) throw new BootCrash(`${msg}; the guest crashed while booting`, log);
       throw new GuestError(`${msg} (kernel ${prepared.release}, ${accel})`, { cause, console: log });
@@ -439,8 +390,7 @@ export class Guest implements HotplugTarget {
     } catch (e) {
       return fail((e as Error).message, e);
     }
-    live.add(g);
-    void exited.then(() => live.delete(g));
+    countGuest(g, exited);
     try {
       if (entry) await g.#adopt(entry, cmdline, Math.min(timeoutMs, 30_000));
       await g.#checkProbes();
@@ -728,29 +678,14 @@ export class Guest implements HotplugTarget {
   /** Stop the guest: power it off politely for a moment, then kill QEMU's process group; remove the private directory. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const gone = new Promise<void>((resolve) => {
-        if (this.child.exitCode !== null || this.child.signalCode !== null) resolve();
-        else this.child.once('exit', () => resolve());
-      });
-      // poweroff -f exits QEMU at once; nothing in the guest needs flushing, so do not wait long.
-      await Promise.race([this.agent.request('poweroff', [], 1000).catch(() => undefined), gone]);
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 500))]);
-      this.kill();
-      await gone;
+      await stopQemu(this.child, () => this.agent.request('poweroff', [], 1000));
       this.#events.close();
       this.agent.close();
       await this.qmp.close().catch(() => undefined);
-      live.delete(this);
+      forgetGuest(this);
       await removeDir(this.dir);
     })();
     return this.#closing;
-  }
-}
-
-/** A guest that crashed (oops/panic on the console) before it was ready: worth one more try. */
-class BootCrash extends GuestError {
-  constructor(message: string, console: string) {
-    super(message, { console });
   }
 }
 
@@ -771,7 +706,4 @@ class RestoreFailed extends GuestError {
   }
 }
 
-/** QEMU processes this process started that are still alive (for leak checks). */
-export function liveGuests(): number {
-  return live.size;
-}
+export { liveGuests } from './process.js';
