@@ -37,7 +37,9 @@ function pdeathsigWrapper(): string[] {
 
 /** How to run QEMU: the binary, and the full argv (the parent-death wrapper where there is one, the binary, its arguments). */
 export interface QemuCommand {
+  /** The QEMU binary, as asked for (named when it cannot be started). */
   qemu: string;
+  /** What is spawned: `argv[0]` and its arguments. */
   argv: string[];
 }
 
@@ -48,6 +50,7 @@ export function qemuCommand(qemu: string, args: string[]): QemuCommand {
 
 /** A started QEMU. */
 export interface QemuProcess {
+  /** QEMU (or its `setpriv` wrapper, which execs it): the leader of its own process group. */
   child: ChildProcess;
   /** Resolves, never rejects, with why QEMU is gone (could not start, its exit code or signal, and its stderr). */
   exited: Promise<string>;
