@@ -17,6 +17,7 @@ import { formatSize } from '../size.js';
 import { reclaimStale } from './cleanup.js';
 import type { GuestError } from './errors.js';
 import { cacheDir, debFile, KERNEL_SUITES, RELEASE, type PackageRecord } from './kernels.js';
+import { HARNESS_CMDLINE } from './qemu-cmdline.js';
 import { snapshotCacheMax, snapshotDir, type SnapshotMeta } from './snapshot.js';
 import { CACHE_ROLE, checkOwnSubdir, readOwnFile, SNAPSHOT_ROLE, trustedDir, type DirRole } from './trust.js';
 
@@ -108,8 +109,6 @@ const DEB = /^linux-[\w.+~-]+_[\w.+~-]+_amd64\.deb$/;
 /** The cache's own top-level entries. */
 const CACHE_NAMES = new Set(['apt', 'debs', 'kernels', 'helper', 'manifest.json']);
 const SUITES = new Set<string>(Object.values(KERNEL_SUITES));
-/** The harness's own command line words (lib/guest/guest.ts), left out of a snapshot's `cmdline`. */
-const HARNESS_CMDLINE = ['console=ttyS0', 'loglevel=7', 'panic=-1'];
 
 const lstatOrUndefined = (p: string): Promise<Stats | undefined> =>
   lstat(p).catch((e: NodeJS.ErrnoException) => {

@@ -5,7 +5,7 @@
  * the processes with SIGKILL, waits until they are dead, removes the directories — all synchronously —
  * and then lets the signal do what it would have done; on process exit it does the same.
  *
- * SIGKILL runs no handler: QEMU then dies of its parent-death signal (lib/guest/guest.ts), and the
+ * SIGKILL runs no handler: QEMU then dies of its parent-death signal (lib/guest/process.ts), and the
  * directories stay. Their names carry their owner ({@link ownerTag}: pid and start time), so the next
  * run removes those whose owner is dead ({@link reclaimStale}); a live owner's are never touched.
  */
