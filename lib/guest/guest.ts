@@ -26,7 +26,8 @@ import type { HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import type { Trace } from '../kernel/trace.js';
 import type { QmpClient } from '../qmp/client.js';
 import type { HOTPLUG_CHECK_ERRNO } from '../qmp/errors.js';
-import type { MemoryHotplug, Size } from '../qmp/hotplug.js';
+import { kernelCmdline, resolveMachineSpec, type MachineSpec } from '../machine-spec.js';
+import type { MemoryHotplug } from '../qmp/hotplug.js';
 import { detectAccel, type Accel } from './accel.js';
 import type { AgentClient, AgentReady } from './agent.js';
 import { reclaimStale, removeDir } from './cleanup.js';
@@ -38,22 +39,14 @@ import { RestoreFailed, type SnapshotPlan } from './restore.js';
 import { SnapshotCache } from './snapshot.js';
 import type { GuestTarget } from './target.js';
 
-/** A machine description and how to boot it. */
-export interface GuestOptions {
+/**
+ * A machine description and how to boot it. The machine fields are the {@link MachineSpec} every
+ * interface takes, with the same defaults and checks (lib/machine-spec.ts); `cmdline` words are passed
+ * to the kernel as given once checked.
+ */
+export interface GuestOptions extends MachineSpec {
   /** Which Debian kernel; default 'latest' (sid's newest). */
   kernel?: GuestKernelSpec;
-  /** Boot RAM, all on node 0; default '512M'. */
-  memory?: Size;
-  /** DIMM slots; default 8. */
-  slots?: number;
-  /** `maxmem`; default '8G'. */
-  maxMemory?: Size;
-  /** NUMA nodes: node 0 has the boot RAM, nodes 1.. are memoryless; one vCPU per node. Default 1. */
-  nodes?: number;
-  /** vCPUs; default max(nodes, 1). */
-  cpus?: number;
-  /** Extra kernel command line words, e.g. `memhp_default_state=online_movable`. */
-  cmdline?: string[];
   /** 'auto' (default): KVM when it works, else multi-threaded TCG. */
   accel?: Accel | 'auto';
   /**
@@ -168,7 +161,16 @@ export class Guest implements HotplugTarget {
    * boots), else boot and save; {@link BootInfo.path} says which.
    */
   static async boot(opts: GuestOptions = {}): Promise<Guest> {
-    const o = { memory: '512M', slots: 8, maxMemory: '8G', nodes: 1, ...opts };
+    const spec = resolveMachineSpec(opts);
+    const o = {
+      ...opts,
+      memory: spec.memory,
+      slots: spec.slots,
+      maxMemory: spec.maxMemory,
+      nodes: spec.nodes,
+      ...(spec.cpus !== undefined ? { cpus: spec.cpus } : {}),
+      cmdline: Array.isArray(opts.cmdline) ? [...(opts.cmdline as readonly string[])] : kernelCmdline(spec.cmdline),
+    };
     await reclaimStale(os.tmpdir(), GUEST_DIR); // what SIGKILLed owners left
     const cache = o.snapshot === 'reuse' ? new SnapshotCache(o.snapshotDir) : undefined;
     await cache?.check(); // a snapshot directory another user could write is refused, not skipped

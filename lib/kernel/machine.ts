@@ -197,7 +197,7 @@ export class Machine implements HotplugTarget, HotplugContext {
     this.memoryNotifier = memoryNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
     this.nodeNotifier = nodeNotifierChain(this.kernel, { trace: this.trace, lockdep: this.lockdep });
     const perNode = Array.isArray(opts.nodes) ? opts.nodes : undefined;
-    const spec = resolveMachineSpec({ ...opts, nodes: typeof opts.nodes === 'number' ? opts.nodes : perNode?.length });
+    const spec = resolveMachineSpec({ ...opts, nodes: Array.isArray(opts.nodes) ? opts.nodes.length : opts.nodes });
     const nodeMemory = perNode ? perNode.map((n, i) => bytes(n.memory, `nodes[${i}].memory`)) : [bytes(spec.memory, 'memory'), ...Array.from({ length: spec.nodes - 1 }, () => 0)];
     nodeMemory.forEach((m, i) => {
       if (m % (128 * 2 ** 20)) throw new KernelError('EINVAL', `nodes[${i}].memory: a multiple of 128 MiB, got ${m} bytes`);

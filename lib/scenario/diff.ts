@@ -396,7 +396,7 @@ export function diffObservations(a: Observation, b: Observation, opts: DiffOptio
   const differences: Difference[] = [];
   const excepted: ExceptedDifference[] = [];
   for (const d of all) {
-    const e = opts.exceptions?.find((x) => exceptionMatches(x, { scenario: a.scenario, kernel: a.kernel.profile, step: d.step, kind: d.kind, text: d.text }));
+    const e = opts.exceptions?.find((x) => exceptionMatches(x, { scenario: a.scenario, kernel: a.kernel.profile, step: d.step, kind: d.kind, text: d.text, ...(d.stepText !== undefined ? { stepText: d.stepText } : {}) }));
     if (e) excepted.push({ difference: d, exception: e });
     else differences.push(d);
   }

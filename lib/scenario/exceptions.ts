@@ -12,6 +12,7 @@
  *     step: 5                             # optional
  *     kind: snapshot                      # optional: meta, result, trace, snapshot, census, expect
  *     match: 'memory3[2-9]/valid_zones'   # optional regular expression on the printed difference
+ *     stepMatch: 'hard_offline_page'      # optional regular expression on the step's text
  * ```
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
@@ -40,9 +41,23 @@ export interface DivergenceException {
   readonly kind?: DifferenceKind;
   /** Regular expression the printed difference must match; any when absent. */
   readonly match?: string;
+  /**
+   * Regular expression the step's text must match (`write /sys/devices/system/memory/hard_offline_page "0x100000000"`):
+   * a divergence of one kind of step in any scenario, as generated ones are; any when absent.
+   */
+  readonly stepMatch?: string;
 }
 
 const KINDS = ['meta', 'result', 'trace', 'snapshot', 'census', 'expect'] as const satisfies readonly DifferenceKind[];
+
+const regex = z.string().refine((s) => {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'expected a regular expression');
 
 const exceptionSchema = z.strictObject({
   name: z.string({ error: 'expected a name' }).min(1, 'expected a name'),
@@ -57,17 +72,8 @@ const exceptionSchema = z.strictObject({
   scenario: z.string().optional(),
   step: z.number().int().min(0, 'expected a step index').optional(),
   kind: z.enum(KINDS, { error: `expected one of ${KINDS.join(', ')}` }).optional(),
-  match: z
-    .string()
-    .refine((s) => {
-      try {
-        new RegExp(s);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'expected a regular expression')
-    .optional(),
+  match: regex.optional(),
+  stepMatch: regex.optional(),
 });
 
 const fileSchema = z.preprocess((v) => (Array.isArray(v) ? { exceptions: v } : v), z.strictObject({ exceptions: z.array(exceptionSchema).default([]) }));
@@ -128,6 +134,8 @@ export interface ExceptionSubject {
   readonly kind: DifferenceKind;
   /** The printed difference. */
   readonly text: string;
+  /** The step's text, for step differences. */
+  readonly stepText?: string;
 }
 
 /** Whether an exception covers a difference. */
@@ -137,5 +145,6 @@ export function exceptionMatches(e: DivergenceException, d: ExceptionSubject): b
   if (e.step !== undefined && e.step !== d.step) return false;
   if (e.kind !== undefined && e.kind !== d.kind) return false;
   if (e.match !== undefined && !new RegExp(e.match).test(d.text)) return false;
+  if (e.stepMatch !== undefined && (d.stepText === undefined || !new RegExp(e.stepMatch).test(d.stepText))) return false;
   return true;
 }

@@ -5,6 +5,9 @@
 import assert from 'node:assert/strict';
 import { runSubcommand, type CliIo } from '../../lib/cli/io.js';
 import { lsmemArgs, lsmemCommand } from '../../lib/cli/lsmem.js';
+import { KernelError } from '../../lib/errors.js';
+import { Guest } from '../../lib/guest/guest.js';
+import { Machine } from '../../lib/kernel/machine.js';
 import { ScenarioError } from '../../lib/scenario/errors.js';
 import { validateScenario } from '../../lib/scenario/schema.js';
 
@@ -58,7 +61,7 @@ describe('memhp lsmem', () => {
     assert.deepEqual(lsmemArgs({}, ['-oSIZE,STATE', '-S', '-s']), ['-oSIZE,STATE', '-S', '-s']);
   });
 
-  it('checks the machine flags with the scenario schema: the same message for the same bad value', async () => {
+  it('checks the machine flags as a scenario, Machine.create and Guest.boot check the machine: the same message for the same bad value', async () => {
     const cases: [string[], Record<string, unknown>][] = [
       [['--nodes', 'two'], { nodes: 'two' }],
       [['--nodes', '0'], { nodes: 0 }],
@@ -74,7 +77,18 @@ describe('memhp lsmem', () => {
       const r = await run(flags);
       assert.equal(r.code, 2, flags.join(' '));
       const value = flags.at(-1)!;
-      assert.equal(r.err, `memhp lsmem: ${flags.at(-2)} ${value}: ${scenarioMessage(machine)}\n`);
+      const message = scenarioMessage(machine);
+      assert.equal(r.err, `memhp lsmem: ${flags.at(-2)} ${value}: ${message}\n`);
+      if ('kernel' in machine) continue; // a kernel is the profile table's to refuse (lib/kernel/profile.ts)
+      // The TypeScript API: the same check (before any QEMU is started), naming the field as the scenario does.
+      for (const create of [() => Machine.create(machine), () => Guest.boot(machine)]) {
+        await assert.rejects(create(), (e: unknown) => {
+          assert.ok(e instanceof KernelError && e.code === 'EINVAL', String(e));
+          const field = Object.keys(machine)[0]!;
+          assert.ok(e.message.startsWith(`${field}`) && e.message.includes(`: ${message}`), `${e.message} vs ${message}`);
+          return true;
+        });
+      }
     }
     // --plug's size and node: the plug step's validator.
     assert.equal((await run(['--plug', '1Q@1'])).err, "memhp lsmem: --plug 1Q@1: expected a size: a byte count or a string such as '256M' or '1G' (expected SIZE[@NODE], e.g. 1G@1)\n");

@@ -306,6 +306,19 @@ describe('differ', () => {
       assert.equal(r2.excepted.length, 0);
     });
 
+    it('stepMatch names one kind of step in any scenario: the suite\'s hard_offline_page entry covers a block\'s first page only', async () => {
+      const suite = await loadExceptions(path.join(import.meta.dirname, '../scenarios/exceptions/model.yaml'));
+      const write = (value: string): Step => ({ op: 'write', path: `${MEM}/hard_offline_page`, value });
+      const pair = (value: string) =>
+        diffObservations(obs('guest', '6.12', [{ step: write(value) }]), obs('sim', '6.12', [{ step: write(value), result: { status: 'error', errno: 'EBUSY', message: 'EBUSY' } }]), { exceptions: suite });
+      for (const v of ['0x100000000', '0x100000000\0', '0x148000000\n']) {
+        const r = pair(v);
+        assert.equal(r.ok, true, v);
+        assert.equal(r.excepted[0]?.exception.name, 'memory-failure-on-a-node-first-normal-page');
+      }
+      for (const v of ['0x100001000', '0x100000000 ']) assert.equal(pair(v).ok, false, v);
+    });
+
     it('an invalid exceptions file names the bad field', async () => {
       const bad: [unknown, RegExp][] = [
         [[{ name: 'x', kernels: ['6.1'] }], /^exceptions\[0\]\.reason: expected the reason/],
