@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { KernelError } from '../../lib/errors.js';
 import { PhysMem, PAGES_PER_SECTION as S, type PageKind, type ZoneType } from '../../lib/native/physmem.js';
 
 function online(pm: PhysMem, start: number, nr: number, nid: number, zone: ZoneType): void {
@@ -77,5 +78,24 @@ describe('allocator sequence (buddy order pinned)', () => {
   it('a seeded mixed alloc/free sequence returns the same pfns as the reference allocator', () => {
     assert.equal(run(1, 2000, 512), '0f87366d0318ba4b');
     assert.equal(run(7, 3000, 64), 'a1b4fd6d585cff1c');
+  });
+
+  it('a bulk free refuses its first bad element, in array order, and frees nothing', () => {
+    const pm = new PhysMem();
+    pm.addSections(0, S, 0);
+    online(pm, 0, S, 0, 'Normal');
+    const got = pm.alloc({ count: 40 });
+    const refuses = (pfns: number[], text: RegExp): void => {
+      assert.throws(() => pm.free(pfns), (e: unknown) => e instanceof KernelError && e.code === 'EINVAL' && text.test(e.message));
+    };
+    refuses([got[0]!, 64 * S, Number.NaN], /is not present/);
+    refuses([got[1]!, Number.NaN, 64 * S], /is not a valid page frame number/);
+    refuses([...got.subarray(0, 30), got[0]! + 0.5], /is not a valid page frame number/);
+    assert.equal(pm.zoneInfo(0, 'Normal')!.allocated.movable, 40);
+    // A pfn listed twice is found in the second pass, after the blocks before it were freed.
+    refuses([got[2]!, got[2]!], /freed twice in one call \(1 blocks/);
+    assert.equal(pm.zoneInfo(0, 'Normal')!.allocated.movable, 39);
+    pm.free(got.filter((p) => p !== got[2]));
+    assert.deepEqual(pm.checkInvariants(), []);
   });
 });
