@@ -39,10 +39,12 @@ export interface MixedOptions {
   onAlloc?: (pfns: Float64Array, order: number) => void;
 }
 
-/** A seeded mixed alloc/free workload over one PhysMem; {@link step} makes one call. */
+/**
+ * A seeded mixed alloc/free workload over one PhysMem; {@link step} makes one call. A live block is
+ * kept as `pfn + order / 4` (exact: pfns are below 2^40), so picking one at random touches one array.
+ */
 export class MixedWorkload {
   private live: Float64Array;
-  private orders: Uint8Array;
   private n = 0;
   /** Pages currently allocated by this workload. */
   livePages = 0;
@@ -55,7 +57,6 @@ export class MixedWorkload {
   ) {
     this.rand = prng(o.seed);
     this.live = new Float64Array(1 << 16);
-    this.orders = new Uint8Array(1 << 16);
   }
 
   /** One call; returns the blocks it allocated or freed (0 when an allocation found no memory). */
@@ -74,17 +75,14 @@ export class MixedWorkload {
     const k = Math.min(count, this.n);
     // Partial Fisher-Yates: the k picked blocks end up at the tail, in the order they were picked.
     const live = this.live;
-    const orders = this.orders;
     for (let i = 0; i < k; i++) {
       const last = this.n - 1 - i;
       const j = Math.floor(this.rand() * (last + 1));
-      const p = live[j]!;
+      const v = live[j]!;
       live[j] = live[last]!;
-      live[last] = p;
-      const ord = orders[j]!;
-      orders[j] = orders[last]!;
-      orders[last] = ord;
-      this.livePages -= 1 << ord;
+      const pfn = Math.floor(v);
+      live[last] = pfn;
+      this.livePages -= 1 << ((v - pfn) * 4);
     }
     this.n -= k;
     this.pm.free(live.subarray(this.n, this.n + k));
@@ -98,13 +96,11 @@ export class MixedWorkload {
       while (cap < need) cap *= 2;
       const l = new Float64Array(cap);
       l.set(this.live.subarray(0, this.n));
-      const o = new Uint8Array(cap);
-      o.set(this.orders.subarray(0, this.n));
       this.live = l;
-      this.orders = o;
     }
-    this.live.set(pfns, this.n);
-    this.orders.fill(order, this.n, need);
+    const live = this.live;
+    const tag = order / 4;
+    for (let i = 0, at = this.n; i < pfns.length; i++, at++) live[at] = pfns[i]! + tag;
     this.n = need;
     this.livePages += pfns.length << order;
   }
