@@ -3,7 +3,8 @@
  * same run; absolute times are reported, never asserted.
  */
 import { PhysMem, PAGES_PER_SECTION as S } from '../lib/native/physmem.js';
-import { timeIt, type Figure } from './figure.js';
+import { cpuRate, cpuSeconds, timeIt, type Figure } from './figure.js';
+import { MixedWorkload } from './mixed.js';
 
 const TIB_SECTIONS = 8192; // 1 TiB of 128 MiB blocks
 
@@ -26,6 +27,30 @@ function machine(sections: number): PhysMem {
   const pm = new PhysMem();
   pm.addSections(0, sections * S, 0);
   return pm;
+}
+
+/**
+ * The mixed workload (bench/mixed.ts) fragmenting 1 TiB; returns its ops per CPU second while 97-99%
+ * full and the native bytes per page afterwards.
+ */
+function fragmented(): { fragRate: number; fragBytes: number } {
+  // The workload allocates until 97% of the zone is in use (the top of
+  // memory first, as the buddy's LIFO lists hand it out, so down to the lowest 3%: nearly every section
+  // gets a page array), then keeps live pages between 97% and 99% for 8M more ops, its frees leaving
+  // holes all over the terabyte that later allocations only partly refill. A loaded machine runs that
+  // way: free memory a few percent (the watermarks), scattered. The native bytes per page are taken after.
+  const frag = machine(TIB_SECTIONS);
+  for (let b = 0; b < TIB_SECTIONS; b++) onlineBlock(frag, b * S);
+  const fw = new MixedWorkload(frag, { zonePages: TIB_SECTIONS * S, seed: 2, maxBatch: 1024, lo: 0.97, hi: 0.99 });
+  while (fw.livePages < 0.97 * TIB_SECTIONS * S) fw.step();
+  const fc0 = cpuSeconds();
+  let fragOps = 0;
+  while (fragOps < 8e6) fragOps += fw.step();
+  const fragRate = fragOps / (cpuSeconds() - fc0);
+  const fragBytes = frag.nativeBytes() / (TIB_SECTIONS * S);
+  const fragBad = frag.checkInvariants();
+  if (fragBad.length) throw new Error(`fragmented 1 TiB machine inconsistent: ${fragBad[0]}`);
+  return { fragRate, fragBytes };
 }
 
 /** Runs the native benchmarks and returns their figures. */
@@ -51,6 +76,19 @@ export async function figures(): Promise<Record<string, Figure>> {
     const pfns = pm.alloc({ count: batch });
     pm.free(scrambled(pfns));
   }, 1000);
+
+  // The mixed workload of issue 15 (bench/mixed.ts) on the same 4 GiB zone, emptied first: live pages
+  // swing between 1/4 and 3/4 of the zone, calls of up to 1024 blocks (512 on average). Best of
+  // batches of >= 500k ops, by CPU time (see cpuRate).
+  const mixed = new MixedWorkload(pm, { zonePages: 32 * S, seed: 1, maxBatch: 1024, lo: 0.25, hi: 0.75 });
+  for (let ops = 0; ops < 1e6; ) ops += mixed.step(); // warm: the zone fragmented, the JIT settled
+  const mixedRate = cpuRate(() => {
+    let ops = 0;
+    while (ops < 5e5) ops += mixed.step();
+    return ops;
+  }, 1500);
+
+  const { fragRate, fragBytes } = fragmented();
 
   // 1 TiB: online then offline every block at the native level.
   const tib = machine(TIB_SECTIONS);
@@ -79,6 +117,9 @@ export async function figures(): Promise<Record<string, Figure>> {
   return {
     alloc_free_pages_per_s: { value: Math.round(allocFree), unit: 'pages/s', goal: '>= 20e6' },
     alloc_free_scrambled_pages_per_s: { value: Math.round(batch / tSlow), unit: 'pages/s', goal: 'merge path, for reference' },
+    alloc_free_mixed_ops_per_s: { value: Math.round(mixedRate), unit: 'ops/s', goal: '>= 21e6 (CPU time)' },
+    alloc_free_mixed_1tib_ops_per_s: { value: Math.round(fragRate), unit: 'ops/s', goal: 'for reference (CPU time, 97-99% full)' },
+    native_bytes_per_page_fragmented: { value: fragBytes, unit: 'bytes/page', goal: '<= 0.6' },
     native_bytes_per_page: { value: bytesPerPage, unit: 'bytes/page', goal: '<= 0.5' },
     online_offline_1tib_s: { value: cycleS, unit: 's', goal: '< 0.5' },
     online_offline_1tib_vs_fill_ratio: { value: cycleS / fillS, unit: 'ratio', goal: `1 TiB online ${onlineMs.toFixed(0)} ms` },

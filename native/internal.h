@@ -11,6 +11,19 @@ namespace memhp {
 
 inline bool kindIsMovable(int kind) { return kind == K_MOVABLE || kind == K_PINNED; }
 
+// Nibble `off` of a section's page array (the hot paths' access once they know the array exists).
+inline uint8_t nibble(const uint8_t* pages, uint64_t off) { return (pages[off >> 1] >> ((off & 1) << 2)) & 0xf; }
+inline void setNibble(uint8_t* pages, uint64_t off, uint8_t c) {
+  uint8_t& b = pages[off >> 1];
+  const int sh = int((off & 1) << 2);
+  b = uint8_t((b & ~(0xf << sh)) | (c << sh));
+}
+// The free list of a block headed at `pfn` in section `s`: its pageblock's type, or ISOLATE.
+inline int pageblockList(const Section& s, uint64_t pfn) {
+  uint8_t f = s.pbFlags[(pfn & (SECTION_PAGES - 1)) >> PB_ORDER];
+  return (f & 4) ? MT_ISOLATE : (f & 3);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Zones (page_zone)
 
@@ -78,10 +91,16 @@ inline void PhysMem::writeHeader(uint64_t head, int order, uint8_t headCode) {
   if (order) set(s, head + 1, uint8_t(order));
 }
 
-inline int PhysMem::listOf(uint64_t pfn) const {
-  const Section& s = *sec(pfn);
-  uint8_t f = s.pbFlags[(pfn & (SECTION_PAGES - 1)) >> PB_ORDER];
-  return (f & 4) ? MT_ISOLATE : (f & 3);
+inline int PhysMem::listOf(uint64_t pfn) const { return pageblockList(*sec(pfn), pfn); }
+
+// The free-block counters (nr_free, NR_FREE_PAGES or the isolated count) of a block joining (+1) or
+// leaving (-1) a free list. Max-order blocks also count towards their section's freeMaxPages.
+inline void PhysMem::account(Zone& z, uint64_t head, int order, int list, int sign) {
+  const uint64_t pages = 1ull << order;
+  z.nrFree[order][list] += uint64_t(int64_t(sign));
+  if (list == MT_ISOLATE) z.isolatedFreePages += uint64_t(int64_t(sign) * int64_t(pages));
+  else z.freePages += uint64_t(int64_t(sign) * int64_t(pages));
+  if (order == MAX_ORDER) accountMaxOrder(head, sign);
 }
 
 inline bool PhysMem::isFreeBlock(uint64_t pfn, int order) const {

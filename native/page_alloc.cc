@@ -1,6 +1,11 @@
 // mm/page_alloc.c: the buddy allocator: free lists, __free_one_page merging, expand, __rmqueue with
 // fallbacks, bulk alloc/free, pin/unpin, take_page_off_buddy.
+//
+// Over 400 lines because the bulk paths every workload runs (alloc, freeBlocks) carry fast versions
+// of __rmqueue_smallest/expand and __free_one_page for blocks below pageblock order beside the general
+// ones; both halves read the same free lists and belong in the kernel's one file.
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 
 #include "internal.h"
@@ -19,26 +24,40 @@ static int kindMigratetype(int kind) {
 // ---------------------------------------------------------------------------------------------
 // Free lists
 
-void PhysMem::account(Zone& z, uint64_t head, int order, int list, int sign) {
-  uint64_t pages = 1ull << order;
-  z.nrFree[order][list] += uint64_t(int64_t(sign));
-  if (list == MT_ISOLATE) z.isolatedFreePages += uint64_t(int64_t(sign) * int64_t(pages));
-  else z.freePages += uint64_t(int64_t(sign) * int64_t(pages));
-  if (order == MAX_ORDER) {
-    Section& s = *sec(head);
-    s.freeMaxPages += uint32_t(sign * int(MAX_ORDER_PAGES));
-    // Whole section free in max-order blocks: that is exactly the U_FREE_MAX encoding.
-    if (s.freeMaxPages == SECTION_PAGES && s.pages) makeUniform(s, U_FREE_MAX);
-  }
+void PhysMem::accountMaxOrder(uint64_t head, int sign) {
+  Section& s = *sec(head);
+  s.freeMaxPages += uint32_t(sign * int(MAX_ORDER_PAGES));
+  // Whole section free in max-order blocks: that is exactly the U_FREE_MAX encoding.
+  if (s.freeMaxPages == SECTION_PAGES && s.pages) makeUniform(s, U_FREE_MAX);
 }
 
+// One section lookup for the header, the list and the counters: this runs for every block freed.
 void PhysMem::addFreeBlock(Zone& z, uint64_t head, int order) {
-  writeHeader(head, order, order ? C_FREEH : C_FREE0);
-  int list = listOf(head);
+  Section& s = *sec(head);
+  if (!s.pages) materialise(s);
+  const uint64_t off = head & (SECTION_PAGES - 1);
+  setNibble(s.pages.get(), off, order ? C_FREEH : C_FREE0);
+  if (order) setNibble(s.pages.get(), off + 1, uint8_t(order));
+  int list = pageblockList(s, head);
   auto& st = z.stack[order][list];
   st.push_back(head);
   account(z, head, order, list, +1);
   if (st.size() > 2 * z.nrFree[order][list] + 64) compact(z, order, list);
+}
+
+// addFreeBlock for a block below MAX_ORDER in a section with a page array whose list the caller knows
+// (the merge and split paths, which stay inside one pageblock): no lookup at all.
+inline void PhysMem::pushFree(Zone& z, Section& s, uint64_t head, int order, int list) {
+  uint8_t* pg = s.pages.get();
+  const uint64_t off = head & (SECTION_PAGES - 1);
+  setNibble(pg, off, order ? C_FREEH : C_FREE0);
+  if (order) setNibble(pg, off + 1, uint8_t(order));
+  auto& st = z.stack[order][list];
+  st.push_back(head);
+  uint64_t& nr = z.nrFree[order][list];
+  nr++;
+  (list == MT_ISOLATE ? z.isolatedFreePages : z.freePages) += 1ull << order;
+  if (st.size() > 2 * nr + 64) compact(z, order, list);
 }
 
 void PhysMem::delFreeBlock(Zone& z, uint64_t head, int order) {
@@ -48,11 +67,15 @@ void PhysMem::delFreeBlock(Zone& z, uint64_t head, int order) {
   if (z.stack[order][list].size() > 4 * z.nrFree[order][list] + 1024) compact(z, order, list);
 }
 
+// isFreeBlock + listOf + the zone check of one list entry, on one section lookup (every pop runs it).
 bool PhysMem::entryValid(const Zone& z, uint64_t pfn, int order, int list) const {
   const Section* s = sec(pfn);
   if (!s || s->nid != z.nid) return false;
-  if (s->pbZone[(pfn & (SECTION_PAGES - 1)) >> PB_ORDER] != z.type) return false;
-  return isFreeBlock(pfn, order) && listOf(pfn) == list;
+  const size_t pb = (pfn & (SECTION_PAGES - 1)) >> PB_ORDER;
+  if (s->pbZone[pb] != z.type || pageblockList(*s, pfn) != list) return false;
+  if (order) return get(*s, pfn) == C_FREEH && get(*s, pfn + 1) == order;
+  // codeAt: an odd pfn right after a compound head is that block's page[1], not a free page.
+  return get(*s, pfn) == C_FREE0 && !((pfn & 1) && isCompoundHead(get(*s, pfn - 1)));
 }
 
 bool PhysMem::popValid(Zone& z, int order, int list, uint64_t& pfn) {
@@ -89,6 +112,32 @@ void PhysMem::compact(Zone& z, int order, int list) {
 // another pageblock: isolated and non-isolated blocks never merge; otherwise the buddy's pageblock takes
 // our migratetype (as the kernel does since 6.10), keeping every pageblock of a block alike.
 void PhysMem::freeToBuddy(Zone& z, uint64_t pfn, int order) {
+  Section* s = sec(pfn);
+  if (order < PB_ORDER && s->pages) {
+    // Below pageblock order the buddy shares our pageblock, hence our section, zone and free list: merge
+    // on the section's nibbles without looking anything up again (the common case of every free).
+    uint8_t* pg = s->pages.get();
+    const uint64_t base = pfn & ~(SECTION_PAGES - 1);
+    uint64_t off = pfn - base;
+    const int list = pageblockList(*s, pfn);
+    for (; order < PB_ORDER; order++) {
+      const uint64_t b = off ^ (1ull << order);
+      const bool free = order ? nibble(pg, b) == C_FREEH && nibble(pg, b + 1) == order
+                              : nibble(pg, b) == C_FREE0 && !((b & 1) && isCompoundHead(nibble(pg, b - 1)));
+      if (!free) break;
+      account(z, base + b, order, list, -1);  // delFreeBlock: the buddy's entry becomes stale
+      if (z.stack[order][list].size() > 4 * z.nrFree[order][list] + 1024) compact(z, order, list);
+      const uint64_t hi = std::max(off, b);
+      setNibble(pg, hi, C_TAIL);
+      if (order) setNibble(pg, hi + 1, C_TAIL);
+      off = std::min(off, b);
+    }
+    pfn = base + off;
+    if (order < PB_ORDER) {
+      pushFree(z, *s, pfn, order, list);
+      return;
+    }
+  }
   int list = listOf(pfn);
   while (order < MAX_ORDER) {
     uint64_t buddy = pfn ^ (1ull << order);
@@ -228,17 +277,59 @@ uint64_t PhysMem::allocWholeBlock(const AllocRequest& req, uint64_t want, std::v
   if (o > MAX_ORDER || o == req.order) return 0;
   uint64_t pieces = 1ull << (o - req.order);
   if (pieces > want) return 0;
+  return carveBlock(*z, req, o, out);
+}
+
+// The whole free block on top of zone `z`'s order-`o` list of the request's migratetype, handed out in
+// order-`req.order` pieces (allocWholeBlock once it has chosen the block).
+uint64_t PhysMem::carveBlock(Zone& z, const AllocRequest& req, int o, std::vector<uint64_t>& out) {
   uint64_t head;
-  if (!popValid(*z, o, mt, head)) return 0;
-  delFreeBlock(*z, head, o);
+  if (!popValid(z, o, kindMigratetype(req.kind), head)) return 0;
+  delFreeBlock(z, head, o);
   if (req.order == 0) {
     fillCodes(head, 1ull << o, allocCode(req.kind, 0));
   } else {
     for (uint64_t p = head; p < head + (1ull << o); p += 1ull << req.order) writeHeader(p, req.order, allocCode(req.kind, req.order));
   }
   for (uint64_t p = head; p < head + (1ull << o); p += 1ull << req.order) out.push_back(p);
-  z->allocated[req.kind] += 1ull << o;
-  return pieces;
+  z.allocated[req.kind] += 1ull << o;
+  return 1ull << (o - req.order);
+}
+
+// __rmqueue_smallest + expand for a block found on zone `z`'s order-`o` list of migratetype `mt`,
+// o < pageblock order: the popped block and all the halves expand() frees lie in one pageblock, so the
+// section is looked up once and the list is `mt` throughout. The top entry is checked as popValid does
+// (lazily deleted entries are skipped). False only if the counters lied (checkInvariants says so).
+bool PhysMem::takeSmall(Zone& z, int o, int mt, const AllocRequest& req, std::vector<uint64_t>& out) {
+  auto& st = z.stack[o][mt];
+  while (!st.empty()) {
+    const uint64_t p = st.back();
+    st.pop_back();
+    if (st.size() >= 2) prefetchPage(st[st.size() - 2]);  // the next allocation's block, likely
+    if (!entryValid(z, p, o, mt)) continue;
+    Section& s = *sec(p);
+    if (!s.pages) {  // cannot happen below MAX_ORDER; the general path copes anyway
+      delFreeBlock(z, p, o);
+      expand(z, p, req.order, o);
+      writeHeader(p, req.order, allocCode(req.kind, req.order));
+    } else {
+      uint64_t& nr = z.nrFree[o][mt];  // delFreeBlock
+      nr--;
+      (mt == MT_ISOLATE ? z.isolatedFreePages : z.freePages) -= 1ull << o;
+      if (st.size() > 4 * nr + 1024) compact(z, o, mt);
+      for (int high = o; high > req.order;) {  // expand
+        high--;
+        pushFree(z, s, p + (1ull << high), high, mt);
+      }
+      const uint64_t off = p & (SECTION_PAGES - 1);
+      setNibble(s.pages.get(), off, allocCode(req.kind, req.order));  // writeHeader
+      if (req.order) setNibble(s.pages.get(), off + 1, uint8_t(req.order));
+    }
+    z.allocated[req.kind] += 1ull << req.order;
+    out.push_back(p);
+    return true;
+  }
+  return false;
 }
 
 std::vector<uint64_t> PhysMem::alloc(const AllocRequest& req) {
@@ -249,8 +340,47 @@ std::vector<uint64_t> PhysMem::alloc(const AllocRequest& req) {
   if (req.highestZone == ZONE_MOVABLE && !kindIsMovable(req.kind)) einval("alloc: only movable allocations may use ZONE_MOVABLE");
   std::vector<uint64_t> out;
   out.reserve(size_t(std::min<uint64_t>(req.count, 1u << 20)));
+  const int mt = kindMigratetype(req.kind);
+  const int highest = req.highestZone >= 0 ? req.highestZone : kindIsMovable(req.kind) ? int(ZONE_MOVABLE) : int(ZONE_NORMAL);
+  const uint64_t pages = 1ull << req.order;
+  const uint8_t code = allocCode(req.kind, req.order);
   uint64_t pfn;
   for (uint64_t done = 0; done < req.count;) {
+    // The common case, decided as allocWholeBlock and allocOne would: the first zone of the preferred
+    // node with room has a block of our migratetype at our order or above (__rmqueue_smallest). Only
+    // failing that do the fallbacks, other zones and other nodes of allocOne come into play.
+    Zone* z = nullptr;
+    for (int zt = highest; zt >= 0 && !req.nodeMask; zt--) {
+      Zone* c = const_cast<Zone*>(zone(req.nid, zt));
+      if (c && c->freePages >= pages) {
+        z = c;
+        break;
+      }
+    }
+    if (z) {
+      int o = req.order;
+      while (o <= MAX_ORDER && z->nrFree[o][mt] == 0) o++;
+      if (o > req.order && o <= MAX_ORDER && (1ull << (o - req.order)) <= req.count - done) {
+        uint64_t n = carveBlock(*z, req, o, out);
+        if (n) {
+          done += n;
+          continue;
+        }
+      } else if (o < PB_ORDER) {
+        if (takeSmall(*z, o, mt, req, out)) {
+          done++;
+          continue;
+        }
+      } else if (o <= MAX_ORDER && popValid(*z, o, mt, pfn)) {
+        delFreeBlock(*z, pfn, o);
+        expand(*z, pfn, req.order, o);
+        writeHeader(pfn, req.order, code);
+        z->allocated[req.kind] += pages;
+        out.push_back(pfn);
+        done++;
+        continue;
+      }
+    }
     uint64_t n = allocWholeBlock(req, req.count - done, out);
     if (n) {
       done += n;
@@ -263,32 +393,68 @@ std::vector<uint64_t> PhysMem::alloc(const AllocRequest& req) {
   return out;
 }
 
-static uint64_t pfnArg(double d, const char* what) {
-  if (!(d >= 0) || d >= double(MAX_PFN) || d != double(uint64_t(d))) einval(std::string(what) + ": pfn " + std::to_string(d) + " is not a valid page frame number");
+[[noreturn]] static void badPfn(double d, const char* what) {
+  einval(std::string(what) + ": pfn " + std::to_string(d) + " is not a valid page frame number");
+}
+
+static inline uint64_t pfnArg(double d, const char* what) {
+  if (!(d >= 0) || d >= double(MAX_PFN) || d != double(uint64_t(d))) badPfn(d, what);
   return uint64_t(d);
 }
 
-// Each caller array is read exactly once, into the validated vector the second pass works on: a value
+// The page code at `pfn` as codeAt reads it (page[1] of a compound block reads as TAIL), given its section.
+static inline uint8_t codeIn(const Section& s, uint64_t pfn, uint8_t (*uniform)(uint8_t, uint64_t)) {
+  const uint8_t* pg = s.pages.get();
+  const uint64_t off = pfn & (SECTION_PAGES - 1);
+  uint8_t c = pg ? nibble(pg, off) : uniform(s.uniform, pfn);
+  if ((pfn & 1) && isCompoundHead(pg ? nibble(pg, off - 1) : uniform(s.uniform, pfn - 1))) return C_TAIL;
+  return c;
+}
+
+// Each caller array is read exactly once, into the validated array the second pass works on: a value
 // that changed between the passes (shared memory) could otherwise reach the page state unchecked.
 void PhysMem::freeBlocks(const double* arg, size_t n) {
   // Validate everything first so a bad pfn frees nothing.
-  std::vector<uint64_t> pfns(n);
+  std::unique_ptr<uint64_t[]> pfns(new uint64_t[n ? n : 1]);
+  uint64_t* const out = pfns.get();
+  const std::unique_ptr<Section>* const secs = sections_.data();
+  const size_t nsec = sections_.size();
+  if (n) std::memcpy(out, arg, n * sizeof(double));  // the one reading of the caller's array (bit patterns)
+  auto asDouble = [out](size_t j) {
+    double d;
+    std::memcpy(&d, &out[j], sizeof d);
+    return d;
+  };
+  // Pages whose first touch is started this many elements before they are looked at: the pfns of a
+  // bulk free are scattered, and every one is a cache miss otherwise. A bad value is only skipped here;
+  // it is refused, in array order with everything else, when its turn comes.
+  constexpr size_t AHEAD = 16;
+  auto ahead = [&](size_t j) {
+    const double d = asDouble(j);
+    if (d >= 0 && d < double(MAX_PFN)) prefetchPage(uint64_t(d));
+  };
+  for (size_t i = 0; i < std::min(n, AHEAD); i++) ahead(i);
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfns[i] = pfnArg(arg[i], "free");
-    if (!sec(pfn)) einval("free: pfn " + hex(pfn) + " is not present", int64_t(pfn));
-    uint8_t c = codeAt(pfn);
-    if (!isAllocCode(c)) einval("free: pfn " + hex(pfn) + " is not an allocated block (double free?)", int64_t(pfn));
+    if (i + AHEAD < n) ahead(i + AHEAD);
+    const uint64_t pfn = out[i] = pfnArg(asDouble(i), "free");
+    const Section* s = (pfn >> SECTION_SHIFT) < nsec ? secs[pfn >> SECTION_SHIFT].get() : nullptr;
+    if (!s) einval("free: pfn " + hex(pfn) + " is not present", int64_t(pfn));
+    if (!isAllocCode(codeIn(*s, pfn, uniformCode))) einval("free: pfn " + hex(pfn) + " is not an allocated block (double free?)", int64_t(pfn));
   }
+  for (size_t i = 0; i < std::min(n, AHEAD); i++) prefetchPage(out[i]);
   for (size_t i = 0; i < n; i++) {
-    uint64_t pfn = pfns[i];
-    if (freeWholeBlock(&pfns[i], n - i)) {
+    if (i + AHEAD < n) prefetchPage(out[i + AHEAD]);
+    const uint64_t pfn = out[i];
+    if (!(pfn & (MAX_ORDER_PAGES - 1)) && freeWholeBlock(&out[i], n - i)) {
       i += MAX_ORDER_PAGES - 1;
       continue;
     }
-    uint8_t c = codeAt(pfn);
-    if (!isAllocCode(c)) einval("free: pfn " + hex(pfn) + " freed twice in one call (" + std::to_string(i) + " blocks were freed before it)", int64_t(pfn));
-    int order = orderAt(pfn);
-    int kind = kindOf(c);
+    const Section& s = *sections_[pfn >> SECTION_SHIFT];
+    const uint8_t c = codeIn(s, pfn, uniformCode);
+    if (!isAllocCode(c))
+      einval("free: pfn " + hex(pfn) + " freed twice in one call (" + std::to_string(i) + " blocks were freed before it)", int64_t(pfn));
+    const int order = isCompoundHead(c) ? get(s, pfn + 1) : 0;  // orderAt
+    const int kind = kindOf(c);
     Zone* z = zoneOf(pfn);
     z->allocated[kind] -= 1ull << order;
     if (kind == K_RESERVED) z->managed += 1ull << order;  // free_reserved_page: now managed
