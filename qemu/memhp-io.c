@@ -12,7 +12,8 @@
  *   memhp-io write B64PATH B64      open(O_WRONLY|O_TRUNC), as `echo -n > PATH` opens (no O_CREAT: a
  *                                   missing file is ENOENT), + write(2) of exactly the decoded bytes; a zero-length
  *                                   value is one write(2) of zero bytes; a short write is continued with
- *                                   the rest, as echo(1) does
+ *                                   the rest, as echo(1) does; an EINTR is reported, not retried (echo
+ *                                   would retry it forever: see cmd_write)
  *   memhp-io insmod FILE [B64ARGS]  finit_module(2) with the decoded parameter string
  *   memhp-io rmmod NAME             delete_module(2) with O_NONBLOCK, dashes read as underscores, as rmmod(8) does
  *   memhp-io census ROOT...         every entry under each root, links not followed: one line each,
@@ -85,7 +86,7 @@ static long slurp(const char *path, char **buf) {
 		if (n == cap) b = realloc(b, cap *= 2);
 		ssize_t r = read(fd, b + n, cap - n);
 		if (r < 0) {
-			if (errno == EINTR) continue;
+			/* As for write: without a signal handler an EINTR is the kernel's answer, not a retry. */
 			int e = errno;
 			close(fd);
 			free(b);
@@ -122,7 +123,8 @@ static int cmd_write(const char *path, char *b64) {
 	do {
 		ssize_t w = write(fd, b64 + done, (size_t)(n - done));
 		if (w < 0) {
-			if (errno == EINTR) continue;
+			/* No EINTR retry: memhp-io has no signal handler, so an EINTR is the kernel's answer (a
+			 * notifier's -EINTR veto, offline_pages cut short), which echo(1) would retry forever. */
 			int e = errno;
 			close(fd);
 			return err(e, "write", path);
