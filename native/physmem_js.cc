@@ -1,6 +1,7 @@
 // N-API binding of PhysMem. Every argument is checked here, through the cursor in args.h (left to right:
 // the first bad argument is the one reported), and a bad one throws KernelError EINVAL; kernel-style
-// failures from the core (KError) become KernelError with their errno and pfn.
+// failures from the core (KError) become KernelError with their errno and pfn. Over 400 lines because
+// it is the whole JavaScript surface of PhysMem, one short entry point per method, kept in one place.
 #include "physmem_js.h"
 
 #include <new>

@@ -2,7 +2,7 @@
  * A typed QMP (QEMU Machine Protocol) client, modelled on Python's qemu.qmp: greeting and capability
  * negotiation, an id on every command, at most {@link MAX_IN_FLIGHT} in-band commands in flight,
  * out-of-band commands when QEMU offers them, events with their timestamps, and a deadline and an
- * AbortSignal per call.
+ * AbortSignal per call. A little over 400 lines: one protocol state machine, kept whole.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';

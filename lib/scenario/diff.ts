@@ -1,7 +1,8 @@
 /**
  * The differ: compares two observations of one scenario step by step (result, trace records,
  * snapshots, censuses; never a step's kernel log lines, see {@link STEP_FIELDS_COMPARED}) after the
- * normalisations of `normalise.ts`, and prints what differs the way a kernel engineer reads it:
+ * normalisations of `normalise.ts`, and prints what differs the way a kernel engineer reads it (over
+ * 400 lines: comparing and printing share one walk over the steps, kept together):
  *
  * ```text
  * step 1: plug d1 256M node=1

@@ -1,7 +1,9 @@
 /**
  * The scenario format (docs/scenarios.md is its reference): one JSON or YAML document drives the simulator and a
  * real guest alike. It is validated with zod; an invalid document gets a {@link ScenarioError} that
- * names the path of every bad field (`steps[3].plug.size`) and what was expected there.
+ * names the path of every bad field (`steps[3].plug.size`) and what was expected there. Over 400 lines
+ * because the format's hand-written types (its TSDoc is the reference) sit beside the validators that are
+ * checked against them at compile time; the machine part lives in lib/machine-spec.ts.
  *
  * Names are the kernel's: command-line parameters as the kernel spells them, online types as `state`
  * takes them, notifier actions as `include/linux/memory.h` has them, errno names.
