@@ -19,7 +19,7 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KernelError } from '../errors.js';
-import { getProfile, type KernelProfile } from '../kernel/profile.js';
+import { getProfile, profileForRelease, type KernelProfile } from '../kernel/profile.js';
 import type { HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import { QmpClient } from '../qmp/client.js';
@@ -51,7 +51,7 @@ import { openVerified, readOwnFile, writeOwnFile } from './trust.js';
 
 /** A machine description and how to boot it. */
 export interface GuestOptions {
-  /** Which Debian kernel; default 'latest' (sid's newest). */
+  /** Which Debian kernel; default 'latest' (the newest profile's suite, lib/guest/kernels.ts `KERNEL_SUITES`). */
   kernel?: GuestKernelSpec;
   /** Boot RAM, all on node 0; default '512M'. */
   memory?: Size;
@@ -234,7 +234,14 @@ export class Guest implements HotplugTarget {
     /** Private 0700 directory holding the sockets, the initramfs and the console log. */
     readonly dir: string,
   ) {
-    ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(getProfile(boot.ready.release), prepared.layout));
+    // A release without a profile of its own runs against the nearest older one, with a note saying so.
+    const picked = profileForRelease(boot.ready.release);
+    ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(picked?.profile ?? getProfile(boot.ready.release), prepared.layout));
+    if (picked && !picked.exact) {
+      const warning = `kernel ${boot.ready.release} has no profile of its own: it runs against profile ${picked.profile.name}, the nearest older`;
+      this.profileNotes.unshift(warning);
+      process.emitWarning(warning, { code: 'MEMHP_NEAREST_PROFILE' });
+    }
     this.sysfs = {
       read: (p) => this.agent.read(p),
       list: async (p) => {

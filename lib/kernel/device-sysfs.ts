@@ -214,7 +214,6 @@ export function acpiSlots(m: Machine, parseUevent: (v: string) => unknown): SysD
       hid: ro(() => 'PNP0C80\n'),
       modalias: ro(() => 'acpi:PNP0C80:\n'),
       path: ro(() => `\\_SB_.MHPC.MP${slot.toString(16).toUpperCase().padStart(2, '0')}\n`),
-      power: powerDir(),
       status: ro(() => ([...m.dimms.values()].some((d) => d.slot === slot) ? '15\n' : '0\n')),
       subsystem: link('../../../../../bus/acpi'),
       uevent: rw(
@@ -223,6 +222,7 @@ export function acpiSlots(m: Machine, parseUevent: (v: string) => unknown): SysD
       ),
       uid: ro(() => `0x${slot.toString(16).toUpperCase().padStart(2, '0')}\n`),
     });
+    if (m.kernel.acpiDevicePowerDir) files.set('power', powerDir());
     const physical = (): Record<string, SysNode> => {
       const bound = m.sortedBlocks().filter((b) => b.firmwareNode === pnp);
       return Object.fromEntries(bound.map((b, i) => [i === 0 ? 'physical_node' : `physical_node${i}`, link(`../../../../system/memory/${b.name}`)]));

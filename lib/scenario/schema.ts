@@ -36,7 +36,7 @@ import { ScenarioError, type ScenarioIssue } from './errors.js';
 // ---------------------------------------------------------------------------------------------
 // Types (hand-written for their TSDoc; the schemas below are checked against them).
 
-/** A kernel a scenario runs on: a modelled version, or 'latest' (the newest, sid's kernel). */
+/** A kernel a scenario runs on: a modelled version, or 'latest' (the newest profile's kernel, lib/kernel/profile.ts `LATEST`). */
 export type ScenarioKernel = KernelSpec;
 
 /** A size: a byte count or a string with a binary unit as QEMU reads `-m` ('512M', '1G'). */

@@ -16,7 +16,7 @@ const DEBUG = '/sys/kernel/debug/notifier-error-inject';
 const ACTIONS = `${DEBUG}/memory/actions`;
 const ON = `${ACTIONS}/MEM_GOING_ONLINE/error`;
 const OFF = `${ACTIONS}/MEM_GOING_OFFLINE/error`;
-const PROFILES: readonly KernelVersion[] = ['6.1', '6.12', '7.2'];
+const PROFILES: readonly KernelVersion[] = ['6.1', '6.12', '7.2', '7.3'];
 /** The first DIMM of a 512M pc machine lands at 4 GiB: memory32, pfn 0x100000. */
 const DIMM_PFN = 0x100000;
 const BLOCK = 0x8000;
@@ -263,6 +263,7 @@ describe('memory-notifier-error-inject: its place in the chain (docs/kernel-beha
         '6.1': [8, 16, 2, 32],
         '6.12': [a.MEM_GOING_ONLINE!, a.MEM_CANCEL_ONLINE!, a.MEM_GOING_OFFLINE!, a.MEM_CANCEL_OFFLINE!],
         '7.2': [3, 4, 1, 5],
+        '7.3': [3, 4, 1, 5],
       };
       const [goingOnline, cancelOnline, goingOffline, cancelOffline] = values[kernel];
       await m.sysfs.write(OFF, '-16');
@@ -341,6 +342,7 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
         '6.1': [['memory:MEM_GOING_ONLINE', goingFirst], ['memory:MEM_CANCEL_ONLINE', goingFirst]] as [string, object][],
         '6.12': [['memory:MEM_PREPARE_ONLINE', altmap(plain)], ['memory:MEM_GOING_ONLINE', goingFirst], ['memory:MEM_CANCEL_ONLINE', goingFirst], ['memory:MEM_FINISH_OFFLINE', altmap(plain)]] as [string, object][],
         '7.2': [['node:NODE_ADDING_FIRST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_ONLINE', plain], ['memory:MEM_CANCEL_ONLINE', plain], ['node:NODE_CANCEL_ADDING_FIRST_MEMORY', { nid: 1 }]] as [string, object][],
+        '7.3': [['node:NODE_ADDING_FIRST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_ONLINE', plain], ['memory:MEM_CANCEL_ONLINE', plain], ['node:NODE_CANCEL_ADDING_FIRST_MEMORY', { nid: 1 }]] as [string, object][],
       }[kernel], 'vetoed first online');
       assert.equal(uevents(), ue, 'a failed online sends no uevent');
       assert.equal(await m.sysfs.read(S(32)), 'offline\n');
@@ -358,6 +360,7 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
         '6.1': [['memory:MEM_GOING_ONLINE', going2], ['memory:MEM_CANCEL_ONLINE', going2]] as [string, object][],
         '6.12': [['memory:MEM_PREPARE_ONLINE', altmap(second)], ['memory:MEM_GOING_ONLINE', going2], ['memory:MEM_CANCEL_ONLINE', going2], ['memory:MEM_FINISH_OFFLINE', altmap(second)]] as [string, object][],
         '7.2': [['memory:MEM_GOING_ONLINE', second], ['memory:MEM_CANCEL_ONLINE', second]] as [string, object][],
+        '7.3': [['memory:MEM_GOING_ONLINE', second], ['memory:MEM_CANCEL_ONLINE', second]] as [string, object][],
       }[kernel], 'vetoed second online');
 
       // 3. Both online; a vetoed offline of memory33 (node 1 keeps memory32).
@@ -380,6 +383,7 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
         '6.1': [['memory:MEM_GOING_OFFLINE', last], ['memory:MEM_CANCEL_OFFLINE', last]] as [string, object][],
         '6.12': [['memory:MEM_GOING_OFFLINE', last], ['memory:MEM_CANCEL_OFFLINE', last]] as [string, object][],
         '7.2': [['node:NODE_REMOVING_LAST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_OFFLINE', plain], ['memory:MEM_CANCEL_OFFLINE', plain], ['node:NODE_CANCEL_REMOVING_LAST_MEMORY', { nid: 1 }]] as [string, object][],
+        '7.3': [['node:NODE_REMOVING_LAST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_OFFLINE', plain], ['memory:MEM_CANCEL_OFFLINE', plain], ['node:NODE_CANCEL_REMOVING_LAST_MEMORY', { nid: 1 }]] as [string, object][],
       }[kernel], 'vetoed offline of the last memory');
       assert.equal(await m.sysfs.read(S(32)), 'online\n');
       assert.equal(await m.sysfs.read('/sys/devices/system/node/has_memory'), '0-1\n');
