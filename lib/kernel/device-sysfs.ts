@@ -100,8 +100,9 @@ export function nodeDeviceFiles(m: Machine, nid: number, mf: MemoryFailureStats,
     subsystem: link('../../../../bus/node'),
     power: powerDir(),
     uevent: silentUevent(parseUevent),
-    x86: new StaticDir(),
   };
+  // arch_node_dev_group (x86/, empty without SGX EPC on the node): not on 5.10.
+  if (m.kernel.nodeArchDir) files.x86 = new StaticDir();
   for (const c of cpus) files[`cpu${c}`] = link(`../../cpu/cpu${c}`);
   if (m.kernel.nodeMemoryFailureStats) {
     files.memory_failure = new StaticDir(Object.fromEntries((['delayed', 'failed', 'ignored', 'recovered', 'total'] as const).map((k) => [k, ro(() => `${mf[k]}\n`)])));

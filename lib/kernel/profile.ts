@@ -43,6 +43,9 @@ export type NodeNotifyField = 'nid';
 /** Node states set when a node gains memory (N_HIGH_MEMORY only in legacy layouts). */
 export type NodeStateName = 'N_NORMAL_MEMORY' | 'N_HIGH_MEMORY' | 'N_MEMORY';
 
+/** A module parameter of mm/memory_hotplug.c. */
+export type MemoryHotplugParam = 'online_policy' | 'auto_movable_ratio' | 'auto_movable_numa_aware' | 'memmap_on_memory';
+
 /** A Debian suite that serves a kernel memhp boots (lib/guest/apt.ts). */
 export type DebianSuite = 'bullseye' | 'bookworm' | 'trixie' | 'trixie-backports' | 'sid';
 
@@ -77,6 +80,14 @@ export interface KernelProfile {
   readonly defaultOnlineType: OnlineType;
   /** Whether `online` also accepts e/E (true) and d/D (false) (kstrtobool, 7.3+). */
   readonly kstrtoboolEnableDisable: boolean;
+  /** Whether kstrtobool accepts t/T (true) and f/F (false) (5.10 takes only 1/y/Y, 0/n/N and on/off). */
+  readonly kstrtoboolTrueFalse: boolean;
+  /**
+   * The module parameters of mm/memory_hotplug.c (`/sys/module/memory_hotplug/parameters/`, and
+   * `memory_hotplug.<name>=` on the command line): memmap_on_memory came with 5.12, online_policy and
+   * the auto_movable_* with 5.15; a kernel without any has no `/sys/module/memory_hotplug` at all.
+   */
+  readonly memoryHotplugParams: readonly MemoryHotplugParam[];
   /** What `hard_offline_page` (memory_failure) returns for an address without a memmap (beyond RAM). */
   readonly memoryFailureOutsideErrno: 'ENXIO' | 'EBUSY';
   /** Whether `memory_hotplug.memmap_on_memory` accepts `force`. */
@@ -99,6 +110,16 @@ export interface KernelProfile {
   readonly crashHotplugAttr: boolean;
   /** Whether node devices have `memory_failure/` counters (6.8+, per-node memory-failure statistics). */
   readonly nodeMemoryFailureStats: boolean;
+  /** Whether node devices have the (empty, on QEMU) `x86/` attribute group (arch_node_dev_group, not on 5.10). */
+  readonly nodeArchDir: boolean;
+  /**
+   * Whether a node's `hugepages/` exists only while the node has memory (5.10: hugetlb_register_node
+   * checks N_MEMORY, and node_memory_callback re-registers it when a node gains or loses its memory)
+   * rather than for every node device.
+   */
+  readonly nodeHugepagesWithMemoryOnly: boolean;
+  /** What `hard_offline_page` of a page already poisoned returns: EHWPOISON, or success (5.10's memory_failure returns 0). */
+  readonly memoryFailureAlreadyPoisoned: 'EHWPOISON' | 'ok';
   /** Whether node devices have the `reclaim` attribute (per-node proactive reclaim, 6.16+). */
   readonly nodeReclaimAttr: boolean;
   /**
@@ -143,6 +164,8 @@ const base = {
   nodeNotifyFields: null,
   prepareFinishEvents: false,
   kstrtoboolEnableDisable: false,
+  kstrtoboolTrueFalse: true,
+  memoryHotplugParams: ['online_policy', 'auto_movable_ratio', 'auto_movable_numa_aware', 'memmap_on_memory'],
   memoryFailureOutsideErrno: 'ENXIO',
   memmapOnMemoryForce: true,
   hwpoisonCheck: true,
@@ -152,6 +175,9 @@ const base = {
   crashHotplugAttr: true,
   nodeMemoryFailureStats: true,
   nodeReclaimAttr: false,
+  nodeArchDir: true,
+  nodeHugepagesWithMemoryOnly: false,
+  memoryFailureAlreadyPoisoned: 'EHWPOISON',
   acpiDevicePowerDir: true,
   removeDevicesBeforeLock: false,
   nodeActions: null,
@@ -160,6 +186,30 @@ const base = {
 
 /** The profiles memhp simulates and boots, by name. */
 export const PROFILES = {
+  '5.10': {
+    ...base,
+    name: '5.10',
+    release: '5.10.262',
+    debianSuite: 'bullseye',
+    actions: MEM_BITFLAGS,
+    // x86_64 has no CONFIG_HIGHMEM: status_change_nid_high stays NUMA_NO_NODE and N_HIGH_MEMORY is N_NORMAL_MEMORY.
+    memoryNotifyFields: ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'],
+    defaultOnlineType: 'offline',
+    kstrtoboolTrueFalse: false,
+    memoryHotplugParams: [],
+    memmapOnMemoryForce: false,
+    hwpoisonCheck: false,
+    memmapInitState: 'reserved',
+    memmapOnMemoryAdd: 'single-block',
+    crashHotplugAttr: false,
+    nodeMemoryFailureStats: false,
+    // Seen on the 5.10.262 guest: no x86/ in node devices, hugepages/ only on nodes with memory, and
+    // a second hard_offline_page of a page succeeds.
+    nodeArchDir: false,
+    nodeHugepagesWithMemoryOnly: true,
+    memoryFailureAlreadyPoisoned: 'ok',
+    removeDevicesBeforeLock: true,
+  },
   '6.1': {
     ...base,
     name: '6.1',
@@ -416,13 +466,13 @@ export function decodeMemoryNotify(profile: KernelProfile, bytes: Uint8Array): M
 
 /**
  * `kstrtobool` as the profile's kernel parses it (lib/kstrtox.c): only the first character counts
- * (`1 y Y t T` → true, `0 n N f F` → false), or the first two for `on`/`off` in any case; with
- * `kstrtoboolEnableDisable` also `e E` → true and `d D` → false. Anything else → KernelError EINVAL.
+ * (`1 y Y` → true, `0 n N` → false; with `kstrtoboolTrueFalse` also `t T` and `f F`), or the first
+ * two for `on`/`off` in any case; with `kstrtoboolEnableDisable` also `e E` → true and `d D` → false. Anything else → KernelError EINVAL.
  */
 export function kstrtobool(profile: KernelProfile, s: string): boolean {
   const c = s[0];
-  if (c !== undefined && '1yYtT'.includes(c)) return true;
-  if (c !== undefined && '0nNfF'.includes(c)) return false;
+  if (c !== undefined && (profile.kstrtoboolTrueFalse ? '1yYtT' : '1yY').includes(c)) return true;
+  if (c !== undefined && (profile.kstrtoboolTrueFalse ? '0nNfF' : '0nN').includes(c)) return false;
   if (profile.kstrtoboolEnableDisable && (c === 'e' || c === 'E')) return true;
   if (profile.kstrtoboolEnableDisable && (c === 'd' || c === 'D')) return false;
   if (c === 'o' || c === 'O') {

@@ -48,7 +48,7 @@ describe('scenario format', () => {
       JSON.stringify({
         name: 'plug-online-movable',
         description: 'plug onto node 1 with memhp_default_state=online_movable, offline one block, unplug',
-        machine: { kernel: ['6.1', '6.12', '7.2', 'latest'], memory: '512M', nodes: 2, slots: 4, maxMemory: '8G', cmdline: { memhp_default_state: 'online_movable' } },
+        machine: { kernel: ['5.10', '6.1', '6.12', '7.2', 'latest'], memory: '512M', nodes: 2, slots: 4, maxMemory: '8G', cmdline: { memhp_default_state: 'online_movable' } },
         steps: [
           { snapshot: 'boot' },
           { plug: { id: 'd1', size: '256M', node: 1, expect: 'ok' } },
