@@ -34,7 +34,7 @@ import { runOnSimulator } from '../scenario/sim.js';
 import { failureText, processIo, runSubcommand, type CliIo, type CommandOptions } from './io.js';
 import { SCENARIO_EXIT, formatStepsWithDetails, kernelArg, troubleMessage } from './sim.js';
 
-/** The profile a kernel name stands for ('latest' → '7.2'), to compare kernel lists. */
+/** The profile a kernel name stands for ('latest' → the newest profile), to compare kernel lists. */
 const profileOf = (k: ScenarioKernel): string => getProfile(k).name;
 
 /** Parse `--kernel 6.1,6.12,latest`. */

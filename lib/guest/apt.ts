@@ -22,8 +22,8 @@ const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 function sourcesList(suite: KernelSuite): string {
   const o = `[arch=amd64 signed-by=${KEYRING}]`;
   const lines = [`deb ${o} ${MIRROR()} ${suite} main`];
-  // Stable kernels get their updates through the security archive.
-  if (suite !== 'sid') lines.push(`deb ${o} ${SECURITY_MIRROR()} ${suite}-security main`);
+  // Stable kernels get their updates through the security archive (sid and backports have none).
+  if (suite !== 'sid' && !suite.endsWith('-backports')) lines.push(`deb ${o} ${SECURITY_MIRROR()} ${suite}-security main`);
   return lines.join('\n') + '\n';
 }
 

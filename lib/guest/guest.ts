@@ -45,7 +45,7 @@ import type { GuestTarget } from './target.js';
  * to the kernel as given once checked.
  */
 export interface GuestOptions extends MachineSpec {
-  /** Which Debian kernel; default 'latest' (sid's newest). */
+  /** Which Debian kernel; default 'latest' (the newest profile's suite, lib/guest/kernels.ts `KERNEL_SUITES`). */
   kernel?: GuestKernelSpec;
   /** 'auto' (default): KVM when it works, else multi-threaded TCG. */
   accel?: Accel | 'auto';

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { ensureDebianPackages } from '../host/packages.js';
+import { KERNEL_VERSIONS, LATEST, PROFILES, type DebianSuite, type KernelVersion } from '../kernel/profile.js';
 import { PrivateApt } from './apt.js';
 import { Btf, kernelLayout, type KernelLayout } from './btf.js';
 import { ownedTempDir, reclaimStale, removeDir } from './cleanup.js';
@@ -21,18 +22,16 @@ import { unpackDebs } from './unpack.js';
 /** Host packages the harness needs: QEMU, the guest's userland, and decompressors for kernel images and modules. */
 export const HOST_PACKAGES = ['qemu-system-x86', 'busybox-static', 'xz-utils', 'zstd'] as const;
 
-/** Which guest kernel: a Debian release's newest kernel. '7.2' and 'latest' both mean sid's newest. */
-export type GuestKernelSpec = '6.1' | '6.12' | '7.2' | 'latest' | 'sid';
+/** Which guest kernel: a profile's version (its Debian suite's newest kernel), 'latest' (the newest profile's), or 'sid'. */
+export type GuestKernelSpec = KernelVersion | 'latest' | 'sid';
 
 /** A Debian suite the harness fetches kernels from. */
-export type KernelSuite = 'bookworm' | 'trixie' | 'sid';
+export type KernelSuite = DebianSuite;
 
-/** Where each kernel spec comes from. */
+/** Where each kernel spec comes from: derived from the profiles' `debianSuite` (lib/kernel/profile.ts). */
 export const KERNEL_SUITES: Readonly<Record<GuestKernelSpec, KernelSuite>> = {
-  '6.1': 'bookworm',
-  '6.12': 'trixie',
-  '7.2': 'sid',
-  latest: 'sid',
+  ...(Object.fromEntries(KERNEL_VERSIONS.map((v) => [v, PROFILES[v].debianSuite])) as Record<KernelVersion, KernelSuite>),
+  latest: PROFILES[LATEST].debianSuite,
   sid: 'sid',
 };
 
@@ -144,7 +143,7 @@ function recordInManifest(cache: string, k: PreparedKernel): Promise<void> {
   return manifestWrite;
 }
 
-/** Resolved packages of one kernel: the image package and, on sid, the split base/binary/modules packages. */
+/** Resolved packages of one kernel: the image package and, on sid and trixie-backports (7.x), the split base/binary/modules packages. */
 async function resolvePackages(apt: PrivateApt): Promise<{ release: string; version: string; pkgs: PackageRecord[] }> {
   const meta = await apt.show('linux-image-amd64');
   const dep = /linux-image-(\d[^\s,(]*-amd64)\b/.exec(meta.Depends ?? '');
@@ -153,7 +152,7 @@ async function resolvePackages(apt: PrivateApt): Promise<{ release: string; vers
   if (!RELEASE.test(release)) throw new GuestError(`${apt.suite}: '${release}' is not a kernel release name`);
   const image = await apt.show(`linux-image-${release}`);
   const names = [`linux-image-${release}`];
-  // Sid's linux-image-<abi> is a meta package: the kernel lives in linux-{base,binary,modules}-<abi>.
+  // 7.x's linux-image-<abi> is a meta package: the kernel lives in linux-{base,binary,modules}-<abi>.
   for (const m of (image.Depends ?? '').matchAll(/linux-(base|binary|modules)-([^\s,(]+)/g)) if (m[2] === release) names.push(m[0]);
   const pkgs: PackageRecord[] = [];
   for (const n of names) {

@@ -5,7 +5,9 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { memoryActionName, nodeActionName, type KernelProfile } from '../kernel/profile.js';
+import { memoryActionName, nodeActionName, type KernelProfile, type MemoryNotifyField } from '../kernel/profile.js';
+
+const NOTIFY_FIELDS: readonly MemoryNotifyField[] = ['altmap_start_pfn', 'altmap_nr_pages', 'start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'];
 import type { JsonValue, NotifyRecord, TraceRecord } from '../kernel/trace.js';
 import type { BtfMember, KernelLayout } from './btf.js';
 import { GuestError } from './errors.js';
@@ -124,10 +126,16 @@ export function effectiveProfile(base: KernelProfile, layout: KernelLayout): { p
   };
   const actions = merge(base.actions, layout.memoryActions, 'memory action');
   const nodeActions = merge(base.nodeActions, layout.nodeActions, 'node action');
-  const fields = layout.memoryNotify.map((m) => m.name).join(',');
-  if (fields !== base.memoryNotifyFields.join(',')) notes.push(`struct memory_notify: profile ${base.name} has ${base.memoryNotifyFields.join(',')}, kernel BTF has ${fields}`);
+  const btfFields = layout.memoryNotify.map((m) => m.name);
+  const fields = btfFields.join(',');
+  // The payload is what the kernel's struct has, when memhp knows every field of it.
+  let memoryNotifyFields = base.memoryNotifyFields;
+  if (fields !== base.memoryNotifyFields.join(',')) {
+    notes.push(`struct memory_notify: profile ${base.name} has ${base.memoryNotifyFields.join(',')}, kernel BTF has ${fields}`);
+    if (btfFields.every((f): f is MemoryNotifyField => (NOTIFY_FIELDS as readonly string[]).includes(f))) memoryNotifyFields = btfFields;
+  }
   if (notes.length === 0) return { profile: base, notes };
-  return { profile: { ...base, actions: actions ?? base.actions, nodeActions: (nodeActions ?? base.nodeActions) as KernelProfile['nodeActions'] }, notes };
+  return { profile: { ...base, actions: actions ?? base.actions, nodeActions: (nodeActions ?? base.nodeActions) as KernelProfile['nodeActions'], memoryNotifyFields }, notes };
 }
 
 /** Subsystems whose uevents go into the shared trace (the simulator models memory block devices). */

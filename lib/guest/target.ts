@@ -7,7 +7,7 @@
  * are not here.
  */
 import { KernelError } from '../errors.js';
-import { getProfile, type KernelProfile } from '../kernel/profile.js';
+import { getProfile, profileForRelease, type KernelProfile } from '../kernel/profile.js';
 import type { DimmSpec, HotplugTarget, SysfsAccess } from '../kernel/target.js';
 import { Trace, type TraceRecord } from '../kernel/trace.js';
 import type { QmpClient } from '../qmp/client.js';
@@ -62,7 +62,14 @@ export class GuestTarget {
     machine: Pick<MachineOptions, 'slots' | 'maxMemory' | 'nodes'>,
     readonly dir: string,
   ) {
-    ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(getProfile(release), layout));
+    // A release without a profile of its own runs against the nearest older one, with a note saying so.
+    const picked = profileForRelease(release);
+    ({ profile: this.kernel, notes: this.profileNotes } = effectiveProfile(picked?.profile ?? getProfile(release), layout));
+    if (picked && !picked.exact) {
+      const warning = `kernel ${release} has no profile of its own: it runs against profile ${picked.profile.name}, the nearest older`;
+      this.profileNotes.unshift(warning);
+      process.emitWarning(warning, { code: 'MEMHP_NEAREST_PROFILE' });
+    }
     this.sysfs = {
       read: (p) => this.agent.read(p),
       list: async (p) => {

@@ -100,8 +100,9 @@ export function nodeDeviceFiles(m: Machine, nid: number, mf: MemoryFailureStats,
     subsystem: link('../../../../bus/node'),
     power: powerDir(),
     uevent: silentUevent(parseUevent),
-    x86: new StaticDir(),
   };
+  // arch_node_dev_group (x86/, empty without SGX EPC on the node): not on 5.10.
+  if (m.kernel.nodeArchDir) files.x86 = new StaticDir();
   for (const c of cpus) files[`cpu${c}`] = link(`../../cpu/cpu${c}`);
   if (m.kernel.nodeMemoryFailureStats) {
     files.memory_failure = new StaticDir(Object.fromEntries((['delayed', 'failed', 'ignored', 'recovered', 'total'] as const).map((k) => [k, ro(() => `${mf[k]}\n`)])));
@@ -214,7 +215,6 @@ export function acpiSlots(m: Machine, parseUevent: (v: string) => unknown): SysD
       hid: ro(() => 'PNP0C80\n'),
       modalias: ro(() => 'acpi:PNP0C80:\n'),
       path: ro(() => `\\_SB_.MHPC.MP${slot.toString(16).toUpperCase().padStart(2, '0')}\n`),
-      power: powerDir(),
       status: ro(() => ([...m.dimms.values()].some((d) => d.slot === slot) ? '15\n' : '0\n')),
       subsystem: link('../../../../../bus/acpi'),
       uevent: rw(
@@ -223,6 +223,7 @@ export function acpiSlots(m: Machine, parseUevent: (v: string) => unknown): SysD
       ),
       uid: ro(() => `0x${slot.toString(16).toUpperCase().padStart(2, '0')}\n`),
     });
+    if (m.kernel.acpiDevicePowerDir) files.set('power', powerDir());
     const physical = (): Record<string, SysNode> => {
       const bound = m.sortedBlocks().filter((b) => b.firmwareNode === pnp);
       return Object.fromEntries(bound.map((b, i) => [i === 0 ? 'physical_node' : `physical_node${i}`, link(`../../../../system/memory/${b.name}`)]));

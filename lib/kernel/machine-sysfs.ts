@@ -9,7 +9,7 @@ import { ZONE_TYPES } from '../native/constants.js';
 import { validZones } from './hotplug.js';
 import { onlineStore, onlineTypeFromStr, stateStore, type MemoryBlock } from './memory-block.js';
 import { kstrtoull } from './kstrtox.js';
-import { formatMemmapOnMemory, kstrtobool, sysfsStreq } from './profile.js';
+import { formatMemmapOnMemory, kstrtobool, sysfsStreq, type MemoryHotplugParam } from './profile.js';
 import { link, ro, rw, StaticDir, Sysfs, wo, type SysDir, type SysNode } from './sysfs.js';
 import type { Machine } from './machine.js';
 import {
@@ -106,7 +106,10 @@ function memoryRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir
     if (!s.online) throw new KernelError('ENXIO', `${hexPfn(pfn)}: memory outside kernel control`);
     // A page already poisoned is refused before any action_result, so it is not counted (6.12, 7.2
     // guests); a handled free page counts as recovered on its node (memory_failure_stats, 6.8+).
-    if (m.physmem.pageState(pfn).state === 'hwpoison') throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    if (m.physmem.pageState(pfn).state === 'hwpoison') {
+      if (m.kernel.memoryFailureAlreadyPoisoned === 'ok') return; // 5.10: logged, and success
+      throw new KernelError('EHWPOISON', `${hexPfn(pfn)}: already hardware poisoned`);
+    }
     m.hwpoison(pfn);
     const stats = mf(m.blocks.get(Math.floor(pfn / m.blockPages))!.nid);
     stats.total++;
@@ -200,14 +203,16 @@ function nodeRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir {
       }),
     });
     const blocks = () => m.sortedBlocks().filter((b) => b.nid === nid);
+    // node_hugetlb_work (5.10): the hstate attributes follow N_MEMORY.
+    const hugepages = () => !m.kernel.nodeHugepagesWithMemoryOnly || m.nodes.memory.has(nid);
     const dir = new ComputedDir(
       (name) => {
         const b = /^memory(0|[1-9]\d*)$/.exec(name);
-        if (!b) return files.get(name);
+        if (!b) return name === 'hugepages' && !hugepages() ? undefined : files.get(name);
         const mem = m.blocks.get(Number(b[1]));
         return mem && mem.nid === nid ? link(`../../memory/${name}`) : undefined;
       },
-      () => [...files.list(), ...blocks().map((b) => b.name)],
+      () => [...files.list().filter((f) => f !== 'hugepages' || hugepages()), ...blocks().map((b) => b.name)],
     );
     dirs.set(nid, dir);
     return dir;
@@ -232,8 +237,9 @@ function nodeRoot(m: Machine, mf: (nid: number) => MemoryFailureStats): SysDir {
   );
 }
 
+/** `/sys/module/memory_hotplug/parameters/`: the profile's module parameters of mm/memory_hotplug.c. */
 function parameters(m: Machine): StaticDir {
-  return new StaticDir({
+  const all: Record<MemoryHotplugParam, SysNode> = {
     online_policy: rw(
       () => `${m.params.onlinePolicy}\n`,
       (v) => {
@@ -257,7 +263,8 @@ function parameters(m: Machine): StaticDir {
       (v) => void (m.params.autoMovableNumaAware = kstrtobool(m.kernel, v)),
     ),
     memmap_on_memory: ro(() => formatMemmapOnMemory(m.params.memmapOnMemory)),
-  });
+  };
+  return new StaticDir(Object.fromEntries(m.kernel.memoryHotplugParams.map((p) => [p, all[p]])));
 }
 
 function firmwareMemmap(m: Machine): SysDir {
@@ -336,7 +343,8 @@ export function buildSysfs(m: Machine): Sysfs {
       () => m.sortedBlocks().map((b) => b.name),
     ),
   );
-  sys.dir('module').dir('memory_hotplug').set('parameters', parameters(m)).set('uevent', wo((v) => void parseSynthUevent(v)));
+  // A built-in file without module parameters has no /sys/module/<name> (5.10's mm/memory_hotplug.c).
+  if (m.kernel.memoryHotplugParams.length) sys.dir('module').dir('memory_hotplug').set('parameters', parameters(m)).set('uevent', wo((v) => void parseSynthUevent(v)));
   sys.dir('firmware').set('memmap', firmwareMemmap(m));
   sys.dir('firmware').dir('acpi').set('hotplug', acpiHotplugDir(m));
   const [sb, bus0, controller] = MEMORY_HOTPLUG_CONTROLLER.split('/') as [string, string, string];

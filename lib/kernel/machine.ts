@@ -18,7 +18,7 @@ import { Lockdep } from './lockdep.js';
 import { HotplugLocks } from './locks.js';
 import { deviceOffline, deviceOnline, memoryDevInit, onlineTypeFromStr, type MemoryBlock, type MemoryGroup } from './memory-block.js';
 import { memoryNotifierChain, nodeNotifierChain, type NotifierChain } from './notifier.js';
-import { getProfile, kstrtobool, parseMemmapOnMemory, type KernelProfile, type KernelSpec, type MemmapOnMemory, type MemoryNotify, type NodeNotify, type OnlineType } from './profile.js';
+import { getProfile, kstrtobool, parseMemmapOnMemory, type KernelProfile, type KernelSpec, type MemmapOnMemory, type MemoryHotplugParam, type MemoryNotify, type NodeNotify, type OnlineType } from './profile.js';
 import { buildSysfs } from './machine-sysfs.js';
 import { acpiSlotName } from './device-sysfs.js';
 import { StaticDir, type Sysfs } from './sysfs.js';
@@ -107,6 +107,8 @@ function parseCmdline(profile: KernelProfile, words: readonly string[]): Partial
     const eq = w.indexOf('=');
     const key = eq < 0 ? w : w.slice(0, eq);
     const val = eq < 0 ? null : w.slice(eq + 1);
+    // A parameter the kernel does not have is unknown: ignored (passed on to init).
+    if (key.startsWith('memory_hotplug.') && !profile.memoryHotplugParams.includes(key.slice('memory_hotplug.'.length) as MemoryHotplugParam)) continue;
     try {
       if (key === 'memhp_default_state' && val !== null) out.autoOnline = onlineTypeFromStr(val);
       else if (key === 'movable_node') out.movableNode = true;
@@ -220,6 +222,10 @@ export class Machine implements HotplugTarget, HotplugContext {
       movableNode: opts.movableNode ?? cmd.movableNode ?? false,
     };
     if (this.params.memmapOnMemory === 'force' && !this.kernel.memmapOnMemoryForce) throw new KernelError('EINVAL', `memmap_on_memory=force needs kernel 6.12 or later`);
+    // Options of parameters the kernel does not have (5.10: none of mm/memory_hotplug.c's) are refused, not ignored.
+    const has = (p: MemoryHotplugParam) => this.kernel.memoryHotplugParams.includes(p);
+    if (this.params.memmapOnMemory !== false && !has('memmap_on_memory')) throw new KernelError('EINVAL', `memmap_on_memory: kernel ${this.kernel.name} has no such parameter`);
+    if (this.params.onlinePolicy !== 'contig-zones' && !has('online_policy')) throw new KernelError('EINVAL', `online_policy: kernel ${this.kernel.name} has no such parameter`);
     this.numaNodes = nodeMemory.length;
     // QEMU's pc machine has a device-memory window when maxmem is above the boot RAM.
     this.nidOfPxm = sratNodeIds(nodeMemory, this.cpus, maxMemory > ram);

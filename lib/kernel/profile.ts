@@ -1,6 +1,7 @@
 /**
  * Kernel-version profiles: every behavioural difference between the kernels memhp models lives in this
- * one table. Flows read fields of the profile; they never test a version string.
+ * one table. Flows read fields of the profile; they never test a version string. Over 400 lines
+ * because it is that one table (a field's meaning is documented once, beside its values per kernel).
  */
 import { KernelError } from '../errors.js';
 
@@ -43,6 +44,12 @@ export type NodeNotifyField = 'nid';
 /** Node states set when a node gains memory (N_HIGH_MEMORY only in legacy layouts). */
 export type NodeStateName = 'N_NORMAL_MEMORY' | 'N_HIGH_MEMORY' | 'N_MEMORY';
 
+/** A module parameter of mm/memory_hotplug.c. */
+export type MemoryHotplugParam = 'online_policy' | 'auto_movable_ratio' | 'auto_movable_numa_aware' | 'memmap_on_memory';
+
+/** A Debian suite that serves a kernel memhp boots (lib/guest/apt.ts). */
+export type DebianSuite = 'bullseye' | 'bookworm' | 'trixie' | 'trixie-backports' | 'sid';
+
 /** The value of `memory_hotplug.memmap_on_memory`: off, on, or (6.12+) `force`. */
 export type MemmapOnMemory = boolean | 'force';
 
@@ -52,6 +59,8 @@ export interface KernelProfile {
   readonly name: string;
   /** The Debian kernel release the profile was read from. */
   readonly release: string;
+  /** The Debian suite whose newest kernel the harness boots for this profile (lib/guest/kernels.ts). */
+  readonly debianSuite: DebianSuite;
   /** True for profiles kept only to decode old payload layouts (not bootable, not simulated end to end). */
   readonly legacy: boolean;
   /** Numeric value of each memory-notifier action this version has. */
@@ -72,6 +81,14 @@ export interface KernelProfile {
   readonly defaultOnlineType: OnlineType;
   /** Whether `online` also accepts e/E (true) and d/D (false) (kstrtobool, 7.3+). */
   readonly kstrtoboolEnableDisable: boolean;
+  /** Whether kstrtobool accepts t/T (true) and f/F (false) (5.10 takes only 1/y/Y, 0/n/N and on/off). */
+  readonly kstrtoboolTrueFalse: boolean;
+  /**
+   * The module parameters of mm/memory_hotplug.c (`/sys/module/memory_hotplug/parameters/`, and
+   * `memory_hotplug.<name>=` on the command line): memmap_on_memory came with 5.12, online_policy and
+   * the auto_movable_* with 5.15; a kernel without any has no `/sys/module/memory_hotplug` at all.
+   */
+  readonly memoryHotplugParams: readonly MemoryHotplugParam[];
   /** What `hard_offline_page` (memory_failure) returns for an address without a memmap (beyond RAM). */
   readonly memoryFailureOutsideErrno: 'ENXIO' | 'EBUSY';
   /** Whether `memory_hotplug.memmap_on_memory` accepts `force`. */
@@ -94,8 +111,23 @@ export interface KernelProfile {
   readonly crashHotplugAttr: boolean;
   /** Whether node devices have `memory_failure/` counters (6.8+, per-node memory-failure statistics). */
   readonly nodeMemoryFailureStats: boolean;
+  /** Whether node devices have the (empty, on QEMU) `x86/` attribute group (arch_node_dev_group, not on 5.10). */
+  readonly nodeArchDir: boolean;
+  /**
+   * Whether a node's `hugepages/` exists only while the node has memory (5.10: hugetlb_register_node
+   * checks N_MEMORY, and node_memory_callback re-registers it when a node gains or loses its memory)
+   * rather than for every node device.
+   */
+  readonly nodeHugepagesWithMemoryOnly: boolean;
+  /** What `hard_offline_page` of a page already poisoned returns: EHWPOISON, or success (5.10's memory_failure returns 0). */
+  readonly memoryFailureAlreadyPoisoned: 'EHWPOISON' | 'ok';
   /** Whether node devices have the `reclaim` attribute (per-node proactive reclaim, 6.16+). */
   readonly nodeReclaimAttr: boolean;
+  /**
+   * Whether the ACPI device objects of the DIMM slots (PNP0C80:NN) have a `power/` directory: up to
+   * 7.2 they do; the 7.3.4 guest has none (the device core adds no PM sysfs group for them).
+   */
+  readonly acpiDevicePowerDir: boolean;
   /** Whether block devices are removed before mem_hotplug_begin in try_remove_memory (6.1). */
   readonly removeDevicesBeforeLock: boolean;
 }
@@ -133,6 +165,8 @@ const base = {
   nodeNotifyFields: null,
   prepareFinishEvents: false,
   kstrtoboolEnableDisable: false,
+  kstrtoboolTrueFalse: true,
+  memoryHotplugParams: ['online_policy', 'auto_movable_ratio', 'auto_movable_numa_aware', 'memmap_on_memory'],
   memoryFailureOutsideErrno: 'ENXIO',
   memmapOnMemoryForce: true,
   hwpoisonCheck: true,
@@ -142,6 +176,10 @@ const base = {
   crashHotplugAttr: true,
   nodeMemoryFailureStats: true,
   nodeReclaimAttr: false,
+  nodeArchDir: true,
+  nodeHugepagesWithMemoryOnly: false,
+  memoryFailureAlreadyPoisoned: 'EHWPOISON',
+  acpiDevicePowerDir: true,
   removeDevicesBeforeLock: false,
   nodeActions: null,
   nodeStateSetOrder: ['N_NORMAL_MEMORY', 'N_MEMORY'],
@@ -149,10 +187,35 @@ const base = {
 
 /** The profiles memhp simulates and boots, by name. */
 export const PROFILES = {
+  '5.10': {
+    ...base,
+    name: '5.10',
+    release: '5.10.262',
+    debianSuite: 'bullseye',
+    actions: MEM_BITFLAGS,
+    // x86_64 has no CONFIG_HIGHMEM: status_change_nid_high stays NUMA_NO_NODE and N_HIGH_MEMORY is N_NORMAL_MEMORY.
+    memoryNotifyFields: ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'],
+    defaultOnlineType: 'offline',
+    kstrtoboolTrueFalse: false,
+    memoryHotplugParams: [],
+    memmapOnMemoryForce: false,
+    hwpoisonCheck: false,
+    memmapInitState: 'reserved',
+    memmapOnMemoryAdd: 'single-block',
+    crashHotplugAttr: false,
+    nodeMemoryFailureStats: false,
+    // Seen on the 5.10.262 guest: no x86/ in node devices, hugepages/ only on nodes with memory, and
+    // a second hard_offline_page of a page succeeds.
+    nodeArchDir: false,
+    nodeHugepagesWithMemoryOnly: true,
+    memoryFailureAlreadyPoisoned: 'ok',
+    removeDevicesBeforeLock: true,
+  },
   '6.1': {
     ...base,
     name: '6.1',
     release: '6.1.192',
+    debianSuite: 'bookworm',
     actions: MEM_BITFLAGS,
     memoryNotifyFields: ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid'],
     defaultOnlineType: 'offline',
@@ -171,6 +234,7 @@ export const PROFILES = {
     // PREPARE/FINISH appended; 6.12.107 used bit flags 1..128.
     // The booted guest is the oracle, so the profile follows it.
     release: '6.12.117',
+    debianSuite: 'trixie',
     actions: { ...MEM_ENUM, MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7 },
     actionEncoding: 'enum',
     memoryNotifyFields: [
@@ -188,6 +252,7 @@ export const PROFILES = {
     ...base,
     name: '7.2',
     release: '7.2.13',
+    debianSuite: 'sid',
     actions: MEM_ENUM,
     actionEncoding: 'enum',
     nodeActions: NODE_ACTIONS,
@@ -201,6 +266,25 @@ export const PROFILES = {
     kstrtoboolEnableDisable: true,
     // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
     memoryFailureOutsideErrno: 'EBUSY',
+  },
+  '7.3': {
+    ...base,
+    name: '7.3',
+    release: '7.3.4',
+    debianSuite: 'trixie-backports',
+    actions: MEM_ENUM,
+    actionEncoding: 'enum',
+    nodeActions: NODE_ACTIONS,
+    memoryNotifyFields: ['start_pfn', 'nr_pages'],
+    nodeNotifyFields: ['nid'],
+    nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
+    defaultOnlineType: 'online',
+    isolation: 'bit',
+    nodeReclaimAttr: true,
+    kstrtoboolEnableDisable: true,
+    memoryFailureOutsideErrno: 'EBUSY',
+    // Seen on the 7.3.4 guest: PNP0C80:NN has no power/ (7.2.13 has one).
+    acpiDevicePowerDir: false,
   },
 } as const satisfies Record<string, KernelProfile>;
 
@@ -237,14 +321,14 @@ export const LEGACY_PROFILES = {
 /** The name of a legacy (decode-only) profile. */
 export type LegacyProfileName = keyof typeof LEGACY_PROFILES;
 
-/** A kernel version memhp simulates: '6.1', '6.12' or '7.2'. */
+/** A kernel version memhp simulates: a key of {@link PROFILES}. */
 export type KernelVersion = keyof typeof PROFILES;
 
 /** What `Machine.create({kernel})` and `Guest.boot({kernel})` accept: a version or 'latest'. */
 export type KernelSpec = KernelVersion | 'latest';
 
 /** The newest modelled version, what 'latest' means. */
-export const LATEST: KernelVersion = '7.2';
+export const LATEST: KernelVersion = '7.3';
 
 /** Every kernel version memhp simulates, oldest first: the one kernel table the CLI, schema and harness derive theirs from. */
 export const KERNEL_VERSIONS: readonly KernelVersion[] = (Object.keys(PROFILES) as KernelVersion[]).sort((a, b) => {
@@ -255,21 +339,34 @@ export const KERNEL_VERSIONS: readonly KernelVersion[] = (Object.keys(PROFILES) 
 
 /**
  * The profile for a version name. Accepts 'latest' and full release strings such as '6.12.107+deb13-amd64'
- * (matched on major.minor, then on major for 7.x), so a guest can pick its profile from `uname -r`.
- * Legacy profile names ('legacy-2007', 'legacy-nid-high') are accepted too. Unknown versions → KernelError EINVAL.
+ * (matched on major.minor; a release between two profiles gets the nearest older one, see
+ * {@link profileForRelease}), so a guest can pick its profile from `uname -r`. Legacy profile names
+ * ('legacy-2007', 'legacy-nid-high') are accepted too. Unknown versions → KernelError EINVAL.
  */
 export function getProfile(version: string = 'latest'): KernelProfile {
   if (version === 'latest') return PROFILES[LATEST];
   if (Object.hasOwn(PROFILES, version)) return PROFILES[version as KernelVersion];
   if (Object.hasOwn(LEGACY_PROFILES, version)) return LEGACY_PROFILES[version as LegacyProfileName];
-  const m = /^(\d+)\.(\d+)/.exec(version);
-  if (m) {
-    const mm = `${m[1]}.${m[2]}`;
-    if (Object.hasOwn(PROFILES, mm)) return PROFILES[mm as KernelVersion];
-    // Every 7.x kernel memhp knows behaves as 7.2 does.
-    if (m[1] === '7') return PROFILES['7.2'];
-  }
+  const p = /^\d+\.\d+/.test(version) ? profileForRelease(version) : undefined;
+  if (p) return p.profile;
   throw new KernelError('EINVAL', `unknown kernel version '${version}' (known: ${[...Object.keys(PROFILES), 'latest', ...Object.keys(LEGACY_PROFILES)].join(', ')})`);
+}
+
+/**
+ * The profile a kernel release runs against: the one of its major.minor, else the nearest older
+ * profile (`exact: false`, so the caller can warn), or undefined when the release is older than every
+ * profile or not a version at all.
+ */
+export function profileForRelease(release: string): { profile: KernelProfile; exact: boolean } | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return undefined;
+  const v = [Number(m[1]), Number(m[2])];
+  let best: KernelVersion | undefined;
+  for (const k of KERNEL_VERSIONS) {
+    const [a = 0, b = 0] = k.split('.').map(Number);
+    if (a < v[0]! || (a === v[0] && b <= v[1]!)) best = k;
+  }
+  return best ? { profile: PROFILES[best], exact: best === `${v[0]}.${v[1]}` } : undefined;
 }
 
 /** The action name for a numeric memory-notifier value under a profile, or undefined. */
@@ -370,13 +467,13 @@ export function decodeMemoryNotify(profile: KernelProfile, bytes: Uint8Array): M
 
 /**
  * `kstrtobool` as the profile's kernel parses it (lib/kstrtox.c): only the first character counts
- * (`1 y Y t T` → true, `0 n N f F` → false), or the first two for `on`/`off` in any case; with
- * `kstrtoboolEnableDisable` also `e E` → true and `d D` → false. Anything else → KernelError EINVAL.
+ * (`1 y Y` → true, `0 n N` → false; with `kstrtoboolTrueFalse` also `t T` and `f F`), or the first
+ * two for `on`/`off` in any case; with `kstrtoboolEnableDisable` also `e E` → true and `d D` → false. Anything else → KernelError EINVAL.
  */
 export function kstrtobool(profile: KernelProfile, s: string): boolean {
   const c = s[0];
-  if (c !== undefined && '1yYtT'.includes(c)) return true;
-  if (c !== undefined && '0nNfF'.includes(c)) return false;
+  if (c !== undefined && (profile.kstrtoboolTrueFalse ? '1yYtT' : '1yY').includes(c)) return true;
+  if (c !== undefined && (profile.kstrtoboolTrueFalse ? '0nNfF' : '0nN').includes(c)) return false;
   if (profile.kstrtoboolEnableDisable && (c === 'e' || c === 'E')) return true;
   if (profile.kstrtoboolEnableDisable && (c === 'd' || c === 'D')) return false;
   if (c === 'o' || c === 'O') {

@@ -40,7 +40,7 @@ export { kernelCmdline, type KernelCmdline, type SizeText } from '../machine-spe
 // ---------------------------------------------------------------------------------------------
 // Types (hand-written for their TSDoc; the schemas below are checked against them).
 
-/** A kernel a scenario runs on: a modelled version, or 'latest' (the newest, sid's kernel). */
+/** A kernel a scenario runs on: a modelled version, or 'latest' (the newest profile's kernel, lib/kernel/profile.ts `LATEST`). */
 export type ScenarioKernel = KernelSpec;
 
 /** What a step expects: `'ok'`, or the errno name the kernel should fail it with (`'EBUSY'`). */

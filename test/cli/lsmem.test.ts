@@ -68,7 +68,7 @@ describe('memhp lsmem', () => {
       [['--nodes', '1000'], { nodes: 1000 }],
       [['--memory', '-1G'], { memory: '-1G' }],
       [['--max-memory', 'lots'], { maxMemory: 'lots' }],
-      [['--kernel', '5.10'], { kernel: '5.10' }],
+      [['--kernel', '4.19'], { kernel: '4.19' }],
       [['--cmdline', 'bogus=1'], { cmdline: ['bogus=1'] }],
       [['--cmdline', 'memhp_default_state=sideways'], { cmdline: ['memhp_default_state=sideways'] }],
       [['--cmdline', 'movable_node', '--cmdline', 'memory_hotplug.auto_movable_ratio=lots'], { cmdline: ['movable_node', 'memory_hotplug.auto_movable_ratio=lots'] }],

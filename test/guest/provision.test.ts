@@ -5,12 +5,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { getProfile } from '../../lib/kernel/profile.js';
+import { KERNEL_VERSIONS, LATEST, getProfile } from '../../lib/kernel/profile.js';
 import { cpioNewc } from '../../lib/guest/initramfs.js';
-import { kernelManifest, prepareKernel, type PreparedKernel } from '../../lib/guest/kernels.js';
+import { KERNEL_SUITES, kernelManifest, prepareKernel, type PreparedKernel } from '../../lib/guest/kernels.js';
 import { decodeTraceLine, effectiveProfile, probesFor, toTraceRecord } from '../../lib/guest/probes.js';
 
-const SPECS = ['6.1', '6.12', 'latest'] as const;
+/** Every profile's kernel, the newest as 'latest' (lib/kernel/profile.ts). */
+const SPECS = KERNEL_VERSIONS.map((v) => (v === LATEST ? 'latest' : v));
 
 describe('guest provisioning (real Debian archive)', function () {
   // First run downloads ≈300 MB; later runs only re-resolve versions.
@@ -29,7 +30,8 @@ describe('guest provisioning (real Debian archive)', function () {
     assert.match(kernels['6.12']!.release, /^6\.12\.\d+\+deb13-amd64$/);
     assert.match(kernels.latest!.release, /^\d+\.\d+\.\d+\+deb\d+-amd64$/);
     const manifest = await kernelManifest();
-    for (const [spec, suite] of [['6.1', 'bookworm'], ['6.12', 'trixie'], ['latest', 'sid']] as const) {
+    for (const spec of SPECS) {
+      const suite = KERNEL_SUITES[spec];
       const m = manifest[suite];
       assert.ok(m, `manifest has ${suite}`);
       assert.equal(m.release, kernels[spec]!.release);
@@ -40,7 +42,7 @@ describe('guest provisioning (real Debian archive)', function () {
     }
   });
 
-  it('sid splits the kernel into base/binary/modules packages; the modules come from the same version', () => {
+  it('7.x (sid, trixie-backports) splits the kernel into base/binary/modules packages; the modules come from the same version', () => {
     const names = kernels.latest!.packages.map((p) => p.name.replace(kernels.latest!.release, 'ABI'));
     if (names.length > 1) assert.deepEqual(names.slice(1).sort(), ['linux-base-ABI', 'linux-binary-ABI', 'linux-modules-ABI']);
     for (const k of Object.values(kernels)) {
@@ -107,5 +109,19 @@ describe('guest trace decoding', () => {
     assert.equal(profile.actions.MEM_PREPARE_ONLINE, 64);
     assert.ok(notes.some((n) => n.includes('MEM_PREPARE_ONLINE')));
     assert.ok(await readFile(new URL('../../qemu/init.sh', import.meta.url), 'utf8'));
+  });
+
+  it("takes the payload fields from the kernel's BTF when they differ from the profile's", () => {
+    const stock = getProfile('7.3');
+    const field = (name: string, offset: number, size: number) => ({ name, offset, size, signed: size === 4, kind: 'int' as const });
+    const layout = { memoryNotify: [field('start_pfn', 0, 8), field('nr_pages', 8, 8), field('status_change_nid', 16, 4)], nodeNotify: null, memoryNotifyActionSize: 4,
+      zone: { name: 0, node: 0 }, resource: { start: 0, end: 8 }, memoryActions: null, nodeActions: null };
+    const { profile, notes } = effectiveProfile(stock, layout);
+    assert.deepEqual([...profile.memoryNotifyFields], ['start_pfn', 'nr_pages', 'status_change_nid']);
+    assert.ok(notes.some((n) => n.startsWith('struct memory_notify: profile 7.3 has start_pfn,nr_pages, kernel BTF has')));
+    // A field memhp does not know keeps the profile's payload (and says so).
+    const odd = effectiveProfile(stock, { ...layout, memoryNotify: [field('start_pfn', 0, 8), field('cookie', 8, 8)] });
+    assert.deepEqual([...odd.profile.memoryNotifyFields], ['start_pfn', 'nr_pages']);
+    assert.equal(odd.notes.length, 1);
   });
 });

@@ -193,7 +193,7 @@ describe('snapshot cache (no QEMU)', () => {
 
 describe('snapshots of real guests (7.2)', function () {
   this.timeout(0); // no wall-clock limit: waits on guests are bounded by their progress (lib/guest/progress.ts)
-  const KERNEL = 'latest' as const;
+  const KERNEL = '7.2' as const;
   let dir: string;
   let scenario: Scenario;
   const times: string[] = [];

@@ -16,18 +16,19 @@ import path from 'node:path';
 import { GuestError } from '../../lib/guest/errors.js';
 import { Guest } from '../../lib/guest/guest.js';
 import { buildInitramfs } from '../../lib/guest/initramfs.js';
-import { cacheDir, kernelManifest, prepareKernel, type PrepareOptions, type PreparedKernel } from '../../lib/guest/kernels.js';
+import { KERNEL_SUITES, cacheDir, kernelManifest, prepareKernel, type PrepareOptions, type PreparedKernel } from '../../lib/guest/kernels.js';
 import { SNAPSHOT_FORMAT, SnapshotCache, type SnapshotMeta } from '../../lib/guest/snapshot.js';
 import { CACHE_ROLE, sha256, trustedDir } from '../../lib/guest/trust.js';
 import { ourQemus } from '../qemus.js';
 
 const ROOT = process.getuid?.() === 0;
 
-/** A temporary cache with the sid apt lists and kernel packages of the usual cache (hard links where possible). */
+/** A temporary cache with the apt lists of the latest kernel's suite and the kernel packages of the usual cache (hard links where possible). */
 function seedCache(dst: string): void {
   const src = cacheDir();
+  const suite = KERNEL_SUITES.latest;
   mkdirSync(dst, { recursive: true, mode: 0o700 });
-  if (existsSync(path.join(src, 'apt', 'sid'))) cpSync(path.join(src, 'apt', 'sid'), path.join(dst, 'apt', 'sid'), { recursive: true, preserveTimestamps: true });
+  if (existsSync(path.join(src, 'apt', suite))) cpSync(path.join(src, 'apt', suite), path.join(dst, 'apt', suite), { recursive: true, preserveTimestamps: true });
   mkdirSync(path.join(dst, 'debs'), { recursive: true, mode: 0o700 });
   for (const f of existsSync(path.join(src, 'debs')) ? readdirSync(path.join(src, 'debs')) : []) {
     if (!/^linux-.*\+deb\d+-amd64_/.test(f)) continue;

@@ -14,6 +14,7 @@ import {
   memoryNotifyLayout,
   nodeActionName,
   parseMemmapOnMemory,
+  profileForRelease,
   sysfsStreq,
   type KernelProfile,
   type MemoryActionName,
@@ -23,6 +24,7 @@ const errno = (code: string) => (e: unknown) => e instanceof KernelError && e.co
 
 // docs/kernel-behaviour.md#notifier-action-values, one column per version.
 const ACTIONS: Record<string, Partial<Record<MemoryActionName, number>>> = {
+  '5.10': { MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32 },
   '6.1': { MEM_ONLINE: 1, MEM_GOING_OFFLINE: 2, MEM_OFFLINE: 4, MEM_GOING_ONLINE: 8, MEM_CANCEL_ONLINE: 16, MEM_CANCEL_OFFLINE: 32 },
   // Debian 6.12.117 (the trixie kernel the harness boots) declares enum memory_block_state, read from
   // its BTF; the bit flags 1..128 were those of 6.12.107.
@@ -31,12 +33,16 @@ const ACTIONS: Record<string, Partial<Record<MemoryActionName, number>>> = {
     MEM_PREPARE_ONLINE: 6, MEM_FINISH_OFFLINE: 7,
   },
   '7.2': { MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5 },
+  '7.3': { MEM_ONLINE: 0, MEM_GOING_OFFLINE: 1, MEM_OFFLINE: 2, MEM_GOING_ONLINE: 3, MEM_CANCEL_ONLINE: 4, MEM_CANCEL_OFFLINE: 5 },
 };
 
 const FIELDS: Record<string, string[]> = {
+  // 5.10 still carries status_change_nid_high (always NUMA_NO_NODE on x86_64, which has no highmem).
+  '5.10': ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'],
   '6.1': ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid'],
   '6.12': ['altmap_start_pfn', 'altmap_nr_pages', 'start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid'],
   '7.2': ['start_pfn', 'nr_pages'],
+  '7.3': ['start_pfn', 'nr_pages'],
   'legacy-2007': ['start_pfn', 'nr_pages', 'status_change_nid'],
   'legacy-nid-high': ['start_pfn', 'nr_pages', 'status_change_nid_normal', 'status_change_nid_high', 'status_change_nid'],
 };
@@ -55,11 +61,11 @@ describe('kernel/profile', () => {
         assert.equal(memoryActionName(p, 999), undefined);
       });
 
-      it('numbers actions as bit flags on 6.1 and as an enum on the 6.12.117 and 7.x guests', () => {
+      it('numbers actions as bit flags on 5.10 and 6.1 and as an enum on the 6.12.117 and 7.x guests', () => {
         const values = Object.values(p.actions);
         const bitflags = values.every((v) => v > 0 && (v & (v - 1)) === 0);
         assert.equal(p.actionEncoding, bitflags ? 'bitflags' : 'enum');
-        assert.equal(p.actionEncoding, p.name === '6.1' ? 'bitflags' : 'enum');
+        assert.equal(p.actionEncoding, p.name === '5.10' || p.name === '6.1' ? 'bitflags' : 'enum');
       });
 
       it('has MEM_PREPARE_ONLINE / MEM_FINISH_OFFLINE exactly when it sends them', () => {
@@ -86,17 +92,21 @@ describe('kernel/profile', () => {
       });
 
       it('sets node states in the version order and defaults auto-online as Debian does', () => {
-        assert.deepEqual([...p.nodeStateSetOrder], p.name === '7.2' ? ['N_MEMORY', 'N_NORMAL_MEMORY'] : ['N_NORMAL_MEMORY', 'N_MEMORY']);
-        assert.equal(p.defaultOnlineType, p.name === '6.1' ? 'offline' : 'online');
+        assert.deepEqual([...p.nodeStateSetOrder], p.name.startsWith('7.') ? ['N_MEMORY', 'N_NORMAL_MEMORY'] : ['N_NORMAL_MEMORY', 'N_MEMORY']);
+        assert.equal(p.defaultOnlineType, p.name === '5.10' || p.name === '6.1' ? 'offline' : 'online');
         assert.equal(p.legacy, false);
       });
 
-      it('parses kstrtobool by the first character(s), e/d only where the profile says', () => {
-        for (const s of ['1', 'y', 'Y', 't', 'T', 'yes', 'true\n', '1\n', 'on', 'ON', 'oN\n', 'Online']) assert.equal(kstrtobool(p, s), true, s);
-        for (const s of ['0', 'n', 'N', 'f', 'F', 'no', 'false', '0\n', 'off', 'OFF', 'oF']) assert.equal(kstrtobool(p, s), false, s);
+      it('parses kstrtobool by the first character(s), t/f and e/d only where the profile says', () => {
+        for (const s of ['1', 'y', 'Y', 'yes', '1\n', 'on', 'ON', 'oN\n', 'Online']) assert.equal(kstrtobool(p, s), true, s);
+        for (const s of ['0', 'n', 'N', 'no', '0\n', 'off', 'OFF', 'oF']) assert.equal(kstrtobool(p, s), false, s);
         for (const s of ['', '2', 'x', 'o', 'ox', ' 1', '\n']) assert.throws(() => kstrtobool(p, s), errno('EINVAL'), s);
-        // 6.1/6.12 do not take e/d; the 7.2.13 guest does (the sources first showed it in 7.3; docs/kernel-behaviour.md#kstrtobool).
-        assert.equal(p.kstrtoboolEnableDisable, p.name === '7.2');
+        // 5.10's kstrtobool has no t/T/f/F (the 5.10.262 guest refuses `true`/`false`: online-file).
+        assert.equal(p.kstrtoboolTrueFalse, p.name !== '5.10');
+        for (const s of ['t', 'T', 'true\n']) p.kstrtoboolTrueFalse ? assert.equal(kstrtobool(p, s), true, s) : assert.throws(() => kstrtobool(p, s), errno('EINVAL'), s);
+        for (const s of ['f', 'F', 'false']) p.kstrtoboolTrueFalse ? assert.equal(kstrtobool(p, s), false, s) : assert.throws(() => kstrtobool(p, s), errno('EINVAL'), s);
+        // 6.1/6.12 do not take e/d; the 7.2.13 and 7.3.4 guests do (docs/kernel-behaviour.md#kstrtobool).
+        assert.equal(p.kstrtoboolEnableDisable, p.name.startsWith('7.'));
         if (p.kstrtoboolEnableDisable) {
           assert.equal(kstrtobool(p, 'enable'), true);
           assert.equal(kstrtobool(p, 'Disable'), false);
@@ -115,11 +125,13 @@ describe('kernel/profile', () => {
           assert.equal(parseMemmapOnMemory(p, 'FORCE\n'), 'force');
           assert.equal(parseMemmapOnMemory(p, 'Force'), false); // not 'force': kstrtobool reads the 'F'
           assert.throws(() => parseMemmapOnMemory(p, null), errno('EINVAL'));
-        } else {
+        } else if (p.memoryHotplugParams.includes('memmap_on_memory')) {
           assert.equal(parseMemmapOnMemory(p, 'force'), false); // a plain bool: kstrtobool reads the 'f'
           assert.equal(parseMemmapOnMemory(p, null), true);
         }
-        assert.equal(p.memmapOnMemoryForce, p.name !== '6.1');
+        assert.equal(p.memmapOnMemoryForce, p.name !== '5.10' && p.name !== '6.1');
+        // 5.10 has no module parameters in mm/memory_hotplug.c at all (memmap_on_memory: 5.12, online_policy: 5.15).
+        assert.deepEqual([...p.memoryHotplugParams], p.name === '5.10' ? [] : ['online_policy', 'auto_movable_ratio', 'auto_movable_numa_aware', 'memmap_on_memory']);
       });
 
       it('builds payloads with exactly its fields, defaults 0 and -1', () => {
@@ -154,7 +166,7 @@ describe('kernel/profile', () => {
   });
 
   describe('struct memory_notify layout and decoding (x86_64)', () => {
-    const SIZES: Record<string, number> = { '6.1': 24, '6.12': 40, '7.2': 16, 'legacy-2007': 24, 'legacy-nid-high': 32 };
+    const SIZES: Record<string, number> = { '5.10': 32, '6.1': 24, '6.12': 40, '7.2': 16, '7.3': 16, 'legacy-2007': 24, 'legacy-nid-high': 32 };
     for (const p of ALL) {
       it(`${p.name}: ${SIZES[p.name]} bytes, round-trips every field`, () => {
         const { fields, size } = memoryNotifyLayout(p);
@@ -178,14 +190,29 @@ describe('kernel/profile', () => {
   });
 
   describe('getProfile', () => {
-    it('resolves latest, release strings, 7.x, and rejects unknown versions', () => {
+    it('resolves latest, release strings, releases between profiles, and rejects unknown versions', () => {
       assert.equal(getProfile(), PROFILES[LATEST]);
-      assert.equal(getProfile('latest'), PROFILES['7.2']);
+      assert.equal(getProfile('latest'), PROFILES['7.3']);
       assert.equal(getProfile('6.12.107+deb13-amd64'), PROFILES['6.12']);
       assert.equal(getProfile('6.1.0-37-amd64'), PROFILES['6.1']);
-      assert.equal(getProfile('7.3.0-rc7'), PROFILES['7.2']);
-      assert.throws(() => getProfile('5.10'), errno('EINVAL'));
+      assert.equal(getProfile('7.3.4+deb13-amd64'), PROFILES['7.3']);
+      assert.equal(getProfile('7.3.0-rc7'), PROFILES['7.3']);
+      // No profile of its own: the nearest older one.
+      assert.equal(getProfile('7.4.1'), PROFILES['7.3']);
+      assert.equal(getProfile('6.19.2'), PROFILES['6.12']);
+      assert.equal(getProfile('6.10'), PROFILES['6.1']);
+      assert.equal(getProfile('5.10.0-46-amd64'), PROFILES['5.10']);
+      assert.equal(getProfile('5.15.0'), PROFILES['5.10']);
+      assert.throws(() => getProfile('4.19.0-27-amd64'), errno('EINVAL'));
       assert.throws(() => getProfile('toString'), errno('EINVAL'));
+    });
+
+    it('profileForRelease says whether the release has its own profile', () => {
+      assert.deepEqual(profileForRelease('7.3.4+deb13-amd64'), { profile: PROFILES['7.3'], exact: true });
+      assert.deepEqual(profileForRelease('7.5.0'), { profile: PROFILES['7.3'], exact: false });
+      assert.deepEqual(profileForRelease('6.13.0'), { profile: PROFILES['6.12'], exact: false });
+      assert.equal(profileForRelease('4.19.0'), undefined);
+      assert.equal(profileForRelease('sid'), undefined);
     });
   });
 

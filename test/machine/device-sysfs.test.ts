@@ -142,6 +142,15 @@ describe('driver-core and ACPI files', () => {
     assert.equal(m.dimms.size, 0);
   });
 
+  it("a DIMM slot's ACPI device has power/ up to 7.2 and none on 7.3 (acpiDevicePowerDir, as the 7.3.4 guest shows)", async () => {
+    for (const kernel of ['6.1', '6.12', '7.2', '7.3'] as const) {
+      const m = await Machine.create({ kernel, memory: '512M' });
+      assert.equal(m.sysfs.exists(`${SLOT0}/power`), kernel !== '7.3', kernel);
+      assert.equal(m.sysfs.exists(`${SLOT0}/status`), true, kernel);
+      await m.close();
+    }
+  });
+
   it('/sys/firmware/acpi/hotplug and the memory bus files', async () => {
     const m = await Machine.create({ kernel: '6.1', memory: '512M' });
     assert.equal(await m.sysfs.read('/sys/firmware/acpi/hotplug/memory/enabled'), '1\n');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { KernelError } from '../../lib/errors.js';
 import { Machine } from '../../lib/kernel/machine.js';
 import { NOTIFY_OK } from '../../lib/kernel/notifier.js';
-import type { KernelVersion } from '../../lib/kernel/profile.js';
+import { getProfile, type KernelVersion } from '../../lib/kernel/profile.js';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
 
 const M = '/sys/devices/system/memory';
@@ -16,7 +16,7 @@ const DEBUG = '/sys/kernel/debug/notifier-error-inject';
 const ACTIONS = `${DEBUG}/memory/actions`;
 const ON = `${ACTIONS}/MEM_GOING_ONLINE/error`;
 const OFF = `${ACTIONS}/MEM_GOING_OFFLINE/error`;
-const PROFILES: readonly KernelVersion[] = ['6.1', '6.12', '7.2'];
+const PROFILES: readonly KernelVersion[] = ['5.10', '6.1', '6.12', '7.2', '7.3'];
 /** The first DIMM of a 512M pc machine lands at 4 GiB: memory32, pfn 0x100000. */
 const DIMM_PFN = 0x100000;
 const BLOCK = 0x8000;
@@ -260,9 +260,11 @@ describe('memory-notifier-error-inject: its place in the chain (docs/kernel-beha
       logger('below', -1);
       const a = m.kernel.actions;
       const values: Record<KernelVersion, [number, number, number, number]> = {
+        '5.10': [8, 16, 2, 32],
         '6.1': [8, 16, 2, 32],
         '6.12': [a.MEM_GOING_ONLINE!, a.MEM_CANCEL_ONLINE!, a.MEM_GOING_OFFLINE!, a.MEM_CANCEL_OFFLINE!],
         '7.2': [3, 4, 1, 5],
+        '7.3': [3, 4, 1, 5],
       };
       const [goingOnline, cancelOnline, goingOffline, cancelOffline] = values[kernel];
       await m.sysfs.write(OFF, '-16');
@@ -311,7 +313,9 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
   // What a kprobe on memory_notify / node_notify records, per profile (altmap fields 0 outside PREPARE/FINISH on 6.12;
   // their status_change_nid* are uninitialised in the kernel and read as 0 on guests).
   const payload = (kernel: KernelVersion, p: typeof plain, normal: number, node: number) =>
-    kernel === '6.1'
+    kernel === '5.10'
+      ? { ...p, status_change_nid_normal: normal, status_change_nid_high: -1, status_change_nid: node }
+      : kernel === '6.1'
       ? { ...p, status_change_nid_normal: normal, status_change_nid: node }
       : kernel === '6.12'
         ? { altmap_start_pfn: 0, altmap_nr_pages: 0, ...p, status_change_nid_normal: normal, status_change_nid: node }
@@ -338,9 +342,11 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
       assert.equal(await outcome(m.sysfs.write(S(32), 'online_kernel')), 'ENOMEM');
       const goingFirst = payload(kernel, plain, 1, 1);
       expectSeq(mark, {
+        '5.10': [['memory:MEM_GOING_ONLINE', goingFirst], ['memory:MEM_CANCEL_ONLINE', goingFirst]] as [string, object][],
         '6.1': [['memory:MEM_GOING_ONLINE', goingFirst], ['memory:MEM_CANCEL_ONLINE', goingFirst]] as [string, object][],
         '6.12': [['memory:MEM_PREPARE_ONLINE', altmap(plain)], ['memory:MEM_GOING_ONLINE', goingFirst], ['memory:MEM_CANCEL_ONLINE', goingFirst], ['memory:MEM_FINISH_OFFLINE', altmap(plain)]] as [string, object][],
         '7.2': [['node:NODE_ADDING_FIRST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_ONLINE', plain], ['memory:MEM_CANCEL_ONLINE', plain], ['node:NODE_CANCEL_ADDING_FIRST_MEMORY', { nid: 1 }]] as [string, object][],
+        '7.3': [['node:NODE_ADDING_FIRST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_ONLINE', plain], ['memory:MEM_CANCEL_ONLINE', plain], ['node:NODE_CANCEL_ADDING_FIRST_MEMORY', { nid: 1 }]] as [string, object][],
       }[kernel], 'vetoed first online');
       assert.equal(uevents(), ue, 'a failed online sends no uevent');
       assert.equal(await m.sysfs.read(S(32)), 'offline\n');
@@ -355,9 +361,11 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
       assert.equal(await outcome(m.sysfs.write(S(33), 'online_movable')), 'E4095');
       const going2 = payload(kernel, second, -1, -1);
       expectSeq(mark, {
+        '5.10': [['memory:MEM_GOING_ONLINE', going2], ['memory:MEM_CANCEL_ONLINE', going2]] as [string, object][],
         '6.1': [['memory:MEM_GOING_ONLINE', going2], ['memory:MEM_CANCEL_ONLINE', going2]] as [string, object][],
         '6.12': [['memory:MEM_PREPARE_ONLINE', altmap(second)], ['memory:MEM_GOING_ONLINE', going2], ['memory:MEM_CANCEL_ONLINE', going2], ['memory:MEM_FINISH_OFFLINE', altmap(second)]] as [string, object][],
         '7.2': [['memory:MEM_GOING_ONLINE', second], ['memory:MEM_CANCEL_ONLINE', second]] as [string, object][],
+        '7.3': [['memory:MEM_GOING_ONLINE', second], ['memory:MEM_CANCEL_ONLINE', second]] as [string, object][],
       }[kernel], 'vetoed second online');
 
       // 3. Both online; a vetoed offline of memory33 (node 1 keeps memory32).
@@ -377,9 +385,11 @@ describe('memory-notifier-error-inject: event sequences of a vetoed online and o
       assert.equal(await outcome(m.sysfs.write(S(32), 'offline')), 'EBUSY');
       const last = payload(kernel, plain, -1, 1);
       expectSeq(mark, {
+        '5.10': [['memory:MEM_GOING_OFFLINE', last], ['memory:MEM_CANCEL_OFFLINE', last]] as [string, object][],
         '6.1': [['memory:MEM_GOING_OFFLINE', last], ['memory:MEM_CANCEL_OFFLINE', last]] as [string, object][],
         '6.12': [['memory:MEM_GOING_OFFLINE', last], ['memory:MEM_CANCEL_OFFLINE', last]] as [string, object][],
         '7.2': [['node:NODE_REMOVING_LAST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_OFFLINE', plain], ['memory:MEM_CANCEL_OFFLINE', plain], ['node:NODE_CANCEL_REMOVING_LAST_MEMORY', { nid: 1 }]] as [string, object][],
+        '7.3': [['node:NODE_REMOVING_LAST_MEMORY', { nid: 1 }], ['memory:MEM_GOING_OFFLINE', plain], ['memory:MEM_CANCEL_OFFLINE', plain], ['node:NODE_CANCEL_REMOVING_LAST_MEMORY', { nid: 1 }]] as [string, object][],
       }[kernel], 'vetoed offline of the last memory');
       assert.equal(await m.sysfs.read(S(32)), 'online\n');
       assert.equal(await m.sysfs.read('/sys/devices/system/node/has_memory'), '0-1\n');
@@ -427,7 +437,8 @@ describe('memory-notifier-error-inject: failures before the chain is called (doc
       assert.deepEqual(m.checkInvariants(), []);
     });
 
-    it(`${kernel}: a block with a hwpoisoned page: ${kernel === '6.1' ? 'no hwpoison check, the injector vetoes' : 'EHWPOISON before any event'}`, async () => {
+    const noCheck = !getProfile(kernel).hwpoisonCheck; // 5.10, 6.1
+    it(`${kernel}: a block with a hwpoisoned page: ${noCheck ? 'no hwpoison check, the injector vetoes' : 'EHWPOISON before any event'}`, async () => {
       const m = await Machine.create({ kernel, memory: '4G' });
       const mem = m.blocks.get(33)!;
       let pfn = mem.startPfn;
@@ -438,7 +449,7 @@ describe('memory-notifier-error-inject: failures before the chain is called (doc
       await m.sysfs.write(ON, '-12');
       const mark = m.trace.length;
       const r = await outcome(m.sysfs.write(`${M}/memory33/state`, 'online'));
-      if (kernel === '6.1') {
+      if (noCheck) {
         assert.equal(r, 'ENOMEM');
         assert.deepEqual(notifies(m, mark).seq, ['memory:MEM_GOING_ONLINE', 'memory:MEM_CANCEL_ONLINE']);
         assert.deepEqual(injections(m), ['Injecting error (-12) to MEM_GOING_ONLINE']);

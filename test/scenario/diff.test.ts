@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { LATEST } from '../../lib/kernel/profile.js';
 import type { TraceRecord } from '../../lib/kernel/trace.js';
 import { diffObservations, formatDiff, formatRecord, formatSteps, UNCOMPARED_STEP_FIELDS } from '../../lib/scenario/diff.js';
 import { ScenarioError } from '../../lib/scenario/errors.js';
@@ -298,8 +299,8 @@ describe('differ', () => {
       assert.match(formatDiff(r), /1 excepted[\s\S]*excepted:\n {2}step 1: snapshot plugged\n {4}.*valid_zones: guest 'Movable' vs sim 'Normal' {2}\[zones-6\.1\]\n {2}\[zones-6\.1\] the model re-picks/);
     });
 
-    it('applies only to the kernels listed (latest is 7.2)', () => {
-      const r = diffObservations(obs('guest', '7.2', g), obs('sim', '7.2', s), { exceptions });
+    it('applies only to the kernels listed (latest is the newest profile)', () => {
+      const r = diffObservations(obs('guest', LATEST, g), obs('sim', LATEST, s), { exceptions });
       assert.equal(r.excepted[0]?.exception.name, 'other-kernel');
       const r2 = diffObservations(obs('guest', '6.12', g), obs('sim', '6.12', s), { exceptions });
       assert.equal(r2.ok, false);
@@ -323,7 +324,7 @@ describe('differ', () => {
       const bad: [unknown, RegExp][] = [
         [[{ name: 'x', kernels: ['6.1'] }], /^exceptions\[0\]\.reason: expected the reason/],
         [{ exceptions: [{ name: 'x', reason: 'r', kernels: [] }] }, /^exceptions\[0\]\.kernels: expected at least one kernel$/],
-        [[{ name: 'x', reason: 'r', kernels: ['6.1', '5.10'] }], /^exceptions\[0\]\.kernels\[1\]: expected a kernel/],
+        [[{ name: 'x', reason: 'r', kernels: ['6.1', '4.19'] }], /^exceptions\[0\]\.kernels\[1\]: expected a kernel/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1'], match: '(' }], /^exceptions\[0\]\.match: expected a regular expression$/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1'], kind: 'sysfs' }], /^exceptions\[0\]\.kind: expected one of meta, result, trace, snapshot, census, expect$/],
         [[{ name: 'x', reason: 'r', kernels: ['6.1'] }, { name: 'x', reason: 'r', kernels: ['6.1'] }], /^exceptions\[1\]\.name: duplicate name 'x'$/],
@@ -335,7 +336,7 @@ describe('differ', () => {
       try {
         const f = path.join(dir, 'exceptions.yaml');
         await writeFile(f, 'exceptions:\n  - name: a\n    reason: because\n    kernels: [6.12, latest]\n    step: 2\n');
-        assert.deepEqual(await loadExceptions(f), [{ name: 'a', reason: 'because', kernels: ['6.12', '7.2'], step: 2 }]);
+        assert.deepEqual(await loadExceptions(f), [{ name: 'a', reason: 'because', kernels: ['6.12', LATEST], step: 2 }]);
         await writeFile(f, 'exceptions:\n  - name: a\n    kernels: 6.1\n');
         await assert.rejects(loadExceptions(f), (e: unknown) => e instanceof ScenarioError && e.message.startsWith(`${f}: 2 problems`));
       } finally {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { LATEST } from '../../lib/kernel/profile.js';
 import { diffObservations, formatDiff } from '../../lib/scenario/diff.js';
 import { ScenarioError, ScenarioRunError } from '../../lib/scenario/errors.js';
 import { validateExceptions } from '../../lib/scenario/exceptions.js';
@@ -32,7 +33,7 @@ describe('simulator runner', () => {
         try {
           const o = await runOnMachine(m, scenario);
           assert.equal(o.target, 'sim');
-          assert.equal(o.kernel.profile, kernel === 'latest' ? '7.2' : kernel);
+          assert.equal(o.kernel.profile, kernel === 'latest' ? LATEST : kernel);
           assert.equal(o.bootMs, undefined);
           assert.deepEqual(o.steps.filter((x) => x.unmet).map((x) => `${x.index} ${x.text}: ${x.unmet}`), []);
           assert.ok(o.steps.every((x) => x.result.status !== 'n/a' || x.step.op === 'sh'), 'the simulator runs every step but a guest shell script, alloc included');
