@@ -185,6 +185,27 @@ const base = {
   nodeStateSetOrder: ['N_NORMAL_MEMORY', 'N_MEMORY'],
 } as const;
 
+/** The 7.2 profile (7.3 differs from it in one field). */
+const V7_2 = {
+  ...base,
+  name: '7.2',
+  release: '7.2.13',
+  debianSuite: 'sid',
+  actions: MEM_ENUM,
+  actionEncoding: 'enum',
+  nodeActions: NODE_ACTIONS,
+  memoryNotifyFields: ['start_pfn', 'nr_pages'],
+  nodeNotifyFields: ['nid'],
+  nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
+  defaultOnlineType: 'online',
+  isolation: 'bit',
+  nodeReclaimAttr: true,
+  // kstrtobool's e/E/d/D: the 7.2.13 guest already accepts them (echo d > online offlines).
+  kstrtoboolEnableDisable: true,
+  // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
+  memoryFailureOutsideErrno: 'EBUSY',
+} as const satisfies KernelProfile;
+
 /** The profiles memhp simulates and boots, by name. */
 export const PROFILES = {
   '5.10': {
@@ -248,44 +269,9 @@ export const PROFILES = {
     prepareFinishEvents: true,
     defaultOnlineType: 'online',
   },
-  '7.2': {
-    ...base,
-    name: '7.2',
-    release: '7.2.13',
-    debianSuite: 'sid',
-    actions: MEM_ENUM,
-    actionEncoding: 'enum',
-    nodeActions: NODE_ACTIONS,
-    memoryNotifyFields: ['start_pfn', 'nr_pages'],
-    nodeNotifyFields: ['nid'],
-    nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
-    defaultOnlineType: 'online',
-    isolation: 'bit',
-    nodeReclaimAttr: true,
-    // kstrtobool's e/E/d/D: the 7.2.13 guest already accepts them (echo d > online offlines).
-    kstrtoboolEnableDisable: true,
-    // Observed on the 7.2.13 guest: hard_offline_page beyond RAM fails EBUSY (6.1/6.12: ENXIO; offline memory: ENXIO on all).
-    memoryFailureOutsideErrno: 'EBUSY',
-  },
-  '7.3': {
-    ...base,
-    name: '7.3',
-    release: '7.3.4',
-    debianSuite: 'trixie-backports',
-    actions: MEM_ENUM,
-    actionEncoding: 'enum',
-    nodeActions: NODE_ACTIONS,
-    memoryNotifyFields: ['start_pfn', 'nr_pages'],
-    nodeNotifyFields: ['nid'],
-    nodeStateSetOrder: ['N_MEMORY', 'N_NORMAL_MEMORY'],
-    defaultOnlineType: 'online',
-    isolation: 'bit',
-    nodeReclaimAttr: true,
-    kstrtoboolEnableDisable: true,
-    memoryFailureOutsideErrno: 'EBUSY',
-    // Seen on the 7.3.4 guest: PNP0C80:NN has no power/ (7.2.13 has one).
-    acpiDevicePowerDir: false,
-  },
+  '7.2': V7_2,
+  // 7.3 is 7.2 but for what its guest showed: PNP0C80:NN has no power/ (7.2.13 has one).
+  '7.3': { ...V7_2, name: '7.3', release: '7.3.4', debianSuite: 'trixie-backports', acpiDevicePowerDir: false },
 } as const satisfies Record<string, KernelProfile>;
 
 /**

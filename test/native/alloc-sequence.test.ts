@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { KernelError } from '../../lib/errors.js';
 import { PhysMem, PAGES_PER_SECTION as S, type PageKind, type ZoneType } from '../../lib/native/physmem.js';
+import { prng } from '../../bench/mixed.js';
 
 function online(pm: PhysMem, start: number, nr: number, nid: number, zone: ZoneType): void {
   pm.moveRangeToZone(start, nr, nid, zone, { isolate: true });
@@ -16,17 +17,6 @@ function online(pm: PhysMem, start: number, nr: number, nid: number, zone: ZoneT
   pm.undoIsolateRange(start, nr, 'Movable');
 }
 
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `steps` calls on a two-node machine (Normal + Movable on node 0, Normal on node 1): allocations of
