@@ -2,7 +2,10 @@
  * `Machine`: a simulated x86_64 Linux kernel on QEMU's pc machine, as users touch it (docs/architecture.md#machine,
  * docs/architecture.md#stable-surface): boot memory laid out as QEMU does, memory blocks, zones and nodes, the hotplug
  * flows per kernel profile, sysfs/debugfs/procfs, ACPI pc-dimm plug and eject, error-injection modules,
- * notifier chains, locks with the validator, and the trace.
+ * notifier chains, locks with the validator, and the trace. Over 400 lines because it is the one façade
+ * a user holds and QEMU's side of the machine (boot layout, ACPI plug and eject, modules); the kernel's
+ * flows live in memory-block.ts and hotplug.ts. The ACPI memory-device driver (acpi_memhotplug.c) is
+ * the part that could move out next.
  */
 import { KernelError, MemhpError } from '../errors.js';
 import { PAGES_PER_SECTION, ZONE_TYPES, type AllocRequest, type ZoneType } from '../native/constants.js';
