@@ -505,11 +505,13 @@ export async function tryRemoveMemory(ctx: HotplugContext, start: number, size: 
 }
 
 /**
- * `try_offline_node(nid)`: a node that spans no pages any more and has no CPU goes offline again, and its
- * device (the sysfs directory) with it.
+ * `try_offline_node(nid)`: a node that spans no pages any more, has no memory block left (an offline
+ * block spans nothing but still links to the node: check_no_memblock_for_node_cb) and has no CPU goes
+ * offline again, and its device (the sysfs directory) with it.
  */
 function tryOfflineNode(ctx: HotplugContext, nid: number): void {
   if (ZONE_TYPES.some((z) => zoneSpan(ctx, nid, z).spanned > 0)) return;
+  for (const b of ctx.blocks.values()) if (b.nid === nid) return;
   if (ctx.cpusOfNode(nid).length) return;
   ctx.nodes.online.delete(nid);
 }
