@@ -31,7 +31,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { errnoCode, isErrnoCode, type ErrnoCode } from '../errors.js';
 import { KERNEL_VERSIONS, LATEST, type KernelSpec } from '../kernel/profile.js';
-import { count, list, machineFieldsShape, numberAsText, sizeText, uint, unknownKey, type KernelCmdline, type SizeText } from '../machine-spec.js';
+import { count, list, machineFieldsShape, numberAsText, sizeText, uint, unknownKey, type ResolvedMachineSpec, type SizeText } from '../machine-spec.js';
 import { PAGE_KINDS, ZONE_TYPES, type AllocRequest } from '../native/constants.js';
 import { ScenarioError, type ScenarioIssue } from './errors.js';
 
@@ -46,22 +46,13 @@ export type ScenarioKernel = KernelSpec;
 /** What a step expects: `'ok'`, or the errno name the kernel should fail it with (`'EBUSY'`). */
 export type Expect = 'ok' | ErrnoCode;
 
-/** The machine a scenario runs on: QEMU's `pc` machine, or the simulator's model of it. */
-export interface MachineDescription {
+/**
+ * The machine a scenario runs on: QEMU's `pc` machine, or the simulator's model of it. Its fields and
+ * defaults are every interface's (lib/machine-spec.ts); a scenario adds the kernels it is meant for.
+ */
+export interface MachineDescription extends ResolvedMachineSpec {
   /** The kernels the scenario is meant for (a run picks one). Default: all of them. */
   kernels: ScenarioKernel[];
-  /** Boot RAM, all on node 0 (`-m`). Default '512M'. */
-  memory: SizeText;
-  /** NUMA nodes: node 0 has the boot RAM, nodes 1.. start memoryless with one vCPU each. Default 1. */
-  nodes: number;
-  /** vCPUs; default one per node. */
-  cpus?: number;
-  /** DIMM slots (`-m …,slots=`). Default 8. */
-  slots: number;
-  /** `-m …,maxmem=`: boot RAM plus the hotplug window. Default '8G'. */
-  maxMemory: SizeText;
-  /** Memory-hotplug kernel parameters. Written as a list of words or as a map. */
-  cmdline: KernelCmdline;
 }
 
 /** `plug`: ACPI pc-dimm add (`device_add pc-dimm,id=…,node=…`). */
